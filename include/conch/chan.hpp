@@ -1,0 +1,8 @@
+// conch/chan.hpp
+// The channels layer: chan<T>, buffers, select, go/thread/timeout.
+#pragma once
+
+#include "conch/chan/buffer.hpp"
+#include "conch/chan/chan.hpp"
+#include "conch/chan/go.hpp"
+#include "conch/chan/select.hpp"

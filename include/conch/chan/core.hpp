@@ -1,0 +1,194 @@
+// conch/chan/core.hpp
+// The type-erased channel core behind chan<T> (internal; not for users).
+//
+// One non-template implementation holds the hard parts (waiter queues, the
+// buffer ring, direct handoff, close, select arbitration), the way Go's
+// runtime/chan.go serves every element type. chan<T> is a thin typed handle
+// over it; values cross as `void*` to a T plus a table of T's operations.
+//
+// Invariants (mu_ held):
+//  - At most one of sendq_ and recvq_ holds waiters that can still commit.
+//  - count_ > 0 implies recvq_ holds no committable waiter.
+//  - Buffered values survive close() and are still received.
+//  - A waiter is completed (ok set, unlinked, resumer woken) exactly once, by
+//    the thread that claimed it; for a select, the claim is the CAS on its
+//    select_state, so exactly one of its cases commits.
+//  - Waking happens under mu_: once mu_ is released the waiter's owner may
+//    run, and nothing touches the waiter again.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "conch/core/runtime.hpp"
+#include "conch/core/spin_mutex.hpp"
+
+namespace conch::detail {
+
+enum class buffer_kind : std::uint8_t { fixed, dropping, sliding, promise };
+
+/// Operations on one element type, so the core can move values it cannot name.
+struct elem_ops {
+  std::size_t size;
+  std::size_t align;
+  bool trivial;                                          // memcpy moves it
+  void (*move)(void* dst, void* src) noexcept;           // construct *dst from std::move(*src)
+  void (*destroy)(void* p) noexcept;
+  void (*copy)(void* dst, const void* src) noexcept;     // promise channels; null if not copyable
+};
+
+template <class T>
+inline constexpr elem_ops elem_ops_for = {
+    sizeof(T),
+    alignof(T),
+    std::is_trivially_copyable_v<T>,
+    [](void* d, void* s) noexcept { ::new (d) T(std::move(*static_cast<T*>(s))); },
+    [](void* p) noexcept { static_cast<T*>(p)->~T(); },
+    [] {
+      if constexpr (std::is_copy_constructible_v<T>)
+        return +[](void* d, const void* s) noexcept { ::new (d) T(*static_cast<const T*>(s)); };
+      else
+        return static_cast<void (*)(void*, const void*) noexcept>(nullptr);
+    }(),
+};
+
+/// A blocked plain thread (send_blocking/recv_blocking). One per thread.
+struct thread_parker;
+
+/// How a parked operation gets going again.
+struct resumer {
+  loop* home = nullptr;                 // coroutine: the loop it parked on
+  std::coroutine_handle<> h;            // coroutine to resume
+  thread_parker* parker = nullptr;      // or: a plain thread to unblock
+  void wake() const noexcept;
+};
+
+/// Shared by every case of one select: the first claimer wins.
+struct select_state {
+  std::atomic<std::uint32_t> done{0};
+  std::uint32_t fired = ~0u;  // the committed case; written by the claimer under its lock
+  resumer r;
+};
+
+/// A parked send or receive: an intrusive node in a channel's queue, living
+/// in the parked coroutine's frame (or the blocked thread's stack).
+struct waiter {
+  waiter* prev = nullptr;
+  waiter* next = nullptr;
+  void* slot = nullptr;           // send: the T to take; recv: raw storage for a T
+  select_state* sel = nullptr;    // non-null when part of a select
+  std::uint32_t case_index = 0;
+  bool linked = false;
+  bool is_send = false;           // which queue it parks in
+  bool ok = false;                // outcome: true = value moved; false = closed
+  resumer r;                      // single operations (select uses sel->r)
+};
+
+struct waiter_queue {
+  waiter* head = nullptr;
+  waiter* tail = nullptr;
+  bool empty() const noexcept { return head == nullptr; }
+  void push(waiter* w) noexcept;
+  void unlink(waiter* w) noexcept;
+};
+
+/// The outcome of one attempt at a channel operation.
+enum class op_status : std::uint8_t {
+  ok,       // the value moved
+  closed,   // the channel is closed (and, for recv, drained)
+  blocked,  // it would park (try_*) or it did park (the *_or_park calls)
+};
+
+class chan_core {
+ public:
+  chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity);
+  ~chan_core();
+  chan_core(const chan_core&) = delete;
+  chan_core& operator=(const chan_core&) = delete;
+
+  void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() noexcept {
+    // acq_rel: the last owner must see every other owner's writes before freeing.
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  /// Sends *v (moving from it only on ok), parking `w` if it must wait
+  /// (w == nullptr: never park). Locks mu_.
+  op_status send(void* v, waiter* w) noexcept;
+  /// Receives into raw storage `out` (a T is constructed there only on ok),
+  /// parking `w` if it must wait (w == nullptr: never park). Locks mu_.
+  op_status recv(void* out, waiter* w) noexcept;
+  /// Withdraws a parked waiter. Returns false if it had already completed.
+  bool cancel(waiter* w) noexcept;
+  void close() noexcept;
+  bool closed() const noexcept { return closed_flag_.load(std::memory_order_acquire); }
+  std::size_t size() const noexcept;
+
+  // ---- for the select engine: call with mu_ held ----
+  op_status send_locked(void* v) noexcept;
+  op_status recv_locked(void* out) noexcept;
+  void park_send_locked(waiter* w) noexcept { sendq_.push(w); }
+  void park_recv_locked(waiter* w) noexcept { recvq_.push(w); }
+
+  mutable spin_mutex mu_;
+
+ private:
+  void* at(std::size_t i) const noexcept;
+  void move_val(void* dst, void* src) const noexcept {
+    if (ops_->trivial)
+      std::memcpy(dst, src, ops_->size);
+    else
+      ops_->move(dst, src);
+  }
+  void push_back(void* src) noexcept;
+  void pop_front(void* dst) noexcept;
+  void drop_front() noexcept;
+  static waiter* take(waiter_queue& q) noexcept;
+  static void complete(waiter* w, bool ok) noexcept;
+
+  const elem_ops* ops_;
+  buffer_kind kind_;
+  bool closed_ = false;
+  bool has_value_ = false;        // promise: the value is set
+  std::atomic<bool> closed_flag_{false};
+  std::atomic<std::uint32_t> refs_{1};
+  std::size_t cap_;
+  std::size_t head_ = 0;
+  std::size_t count_ = 0;
+  unsigned char* storage_ = nullptr;
+  waiter_queue sendq_;
+  waiter_queue recvq_;
+};
+
+// ---- blocking operations from plain threads ----
+op_status send_blocking(chan_core* c, void* v) noexcept;
+op_status recv_blocking(chan_core* c, void* out) noexcept;
+
+// ---- the select engine (channels/select.cpp) ----
+struct select_op {
+  chan_core* c;
+  void* slot;      // send: the T; recv: raw storage for the result
+  bool is_send;
+};
+
+/// Locks every channel once (address order), polls the cases (in order, or
+/// in a random order), and commits the first that is ready. If none is and
+/// `st` is non-null, parks waiters[i] on every case and returns -1 (the
+/// caller suspends); with `st` null just returns -1.
+/// `scratch` has room for n channel pointers and n indices.
+int select_start(select_op* ops, waiter* waiters, std::size_t n, bool in_order,
+                 select_state* st, bool* ok, void* scratch) noexcept;
+/// After a parked select woke (or is destroyed): withdraws every case that
+/// did not fire. Returns the fired index or -1 if none fired.
+int select_finish(select_op* ops, waiter* waiters, std::size_t n, select_state* st) noexcept;
+
+/// A random index below n from a per-thread generator (select fairness).
+std::uint32_t fast_random(std::uint32_t n) noexcept;
+
+}  // namespace conch::detail

@@ -1,0 +1,120 @@
+// conch/chan/go.hpp
+// go, thread and timeout: the things that return channels.
+//
+//   conch::chan<int> r = conch::go(compute(7));            // a task
+//   auto r2 = conch::go([x](int y) -> conch::task<int> {   // f(args...) -> task
+//     co_return x + y; }, 5);                               // (captures are safe)
+//   auto r3 = conch::thread([] { return blocking_read(); }); // blocking pool
+//   co_await conch::select(conch::recv(r), conch::recv(conch::timeout(50ms)));
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <type_traits>
+#include <utility>
+
+#include "conch/chan/chan.hpp"
+#include "conch/core/runtime.hpp"
+#include "conch/core/task.hpp"
+
+namespace conch {
+
+namespace detail {
+
+template <class T>
+root go_body(task<T> t, chan<T> out) {
+  try {
+    out.try_send(co_await t);  // capacity 1 and only sender: never refused
+  } catch (...) {
+    report_exception(std::current_exception());
+  }
+  out.close();
+}
+
+inline root go_body_void(task<void> t, chan<unit> out) {
+  try {
+    co_await t;
+    out.try_send(unit{});
+  } catch (...) {
+    report_exception(std::current_exception());
+  }
+  out.close();
+}
+
+/// Owns f and its arguments in this coroutine's frame for as long as the task
+/// f returns is running (the task may refer to them, e.g. a lambda's captures).
+template <class R, class F, class... A>
+task<R> owning_invoke(F f, A... a) {
+  co_return co_await std::invoke(std::move(f), std::move(a)...);
+}
+
+template <class Fn, class... Args>
+using go_task_t = std::invoke_result_t<Fn, Args...>;
+
+}  // namespace detail
+
+/// Starts `t` as a go block on the current runtime thread's loop (an idle
+/// loop may take it first) and returns a channel that receives its result
+/// once, then closes (core.async go). If the task throws, the exception goes
+/// to the runtime's error handler and the channel closes empty.
+/// Must be called on a runtime thread.
+template <class T>
+chan<T> go(task<T> t) {
+  chan<T> out(1);
+  detail::spawn_here(detail::go_body<T>(std::move(t), out));
+  return out;
+}
+
+/// A go block of a task<void>: the channel gets unit{} when the task
+/// finishes normally, then closes; it closes empty if the task throws.
+inline chan<unit> go(task<void> t) {
+  chan<unit> out(1);
+  detail::spawn_here(detail::go_body_void(std::move(t), out));
+  return out;
+}
+
+/// go(f(a...)) where f returns a task<R>; f and a are moved into the go
+/// block's frame and live until it ends, so a capturing lambda is safe.
+template <class F, class... A>
+  requires(!detail::is_task<std::decay_t<F>>::value)
+auto go(F&& f, A&&... a) {
+  using task_t = detail::go_task_t<std::decay_t<F>, std::decay_t<A>...>;
+  static_assert(detail::is_task<task_t>::value, "go(f, args...) needs f(args...) to return a conch::task");
+  using R = typename task_t::value_type;
+  return go(detail::owning_invoke<R, std::decay_t<F>, std::decay_t<A>...>(
+      std::forward<F>(f), std::forward<A>(a)...));
+}
+
+/// Runs the blocking callable `f` on the runtime's blocking pool and returns
+/// a channel that receives its result once (unit{} for void), then closes.
+/// If f throws, the exception goes to the runtime's error handler and the
+/// channel closes empty. Must be called on a runtime thread.
+template <class F>
+auto thread(F&& f) {
+  using R0 = std::invoke_result_t<std::decay_t<F>&>;
+  using R = std::conditional_t<std::is_void_v<R0>, unit, R0>;
+  chan<R> out(1);
+  detail::submit_blocking([fn = std::forward<F>(f), out, rt = detail::current_loop()]() mutable {
+    try {
+      if constexpr (std::is_void_v<R0>) {
+        fn();
+        out.try_send(unit{});
+      } else {
+        out.try_send(fn());
+      }
+    } catch (...) {
+      detail::report_exception_from(rt, std::current_exception());
+    }
+    out.close();
+  });
+  return out;
+}
+
+/// A channel that closes after `d` (core.async timeout): receiving from it
+/// parks until then and yields nullopt. Each call makes a new, private
+/// channel (never shared between callers, unlike core.async's). Must be
+/// called on a runtime thread; the timer runs on that thread's loop.
+chan<unit> timeout(std::chrono::nanoseconds d);
+
+}  // namespace conch

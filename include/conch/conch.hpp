@@ -1,0 +1,6 @@
+// conch/conch.hpp
+// The whole C++ API of conch: #include <conch/conch.hpp>.
+#pragma once
+
+#include "conch/chan.hpp"
+#include "conch/core.hpp"

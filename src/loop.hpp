@@ -1,0 +1,169 @@
+// src/loop.hpp
+// loop: one event loop thread over its own io_uring ring (private to conch).
+//
+// Invariants:
+//  - ready_, timers_ and the ring belong to the loop thread alone.
+//  - remote_ is guarded by remote_mu_; sleeping_ too. A thread that pushes
+//    to remote_ while sleeping_ is set clears it and writes the eventfd, so a
+//    wakeup is never lost: the loop sets sleeping_ under remote_mu_ only
+//    after seeing remote_ empty.
+//  - spawns_ (go blocks not started yet) is guarded by spawn_mu_; the owner
+//    pushes and pops, idle loops steal from it.
+//  - live_ lists every root frame this loop registered; guarded by live_mu_
+//    because a stolen frame ends (and unlinks) on another thread.
+// Lock order: a channel lock may be held while taking remote_mu_ (waking a
+// waiter); remote_mu_, spawn_mu_ and live_mu_ are leaves.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "conch/core/runtime.hpp"
+#include "conch/core/spin_mutex.hpp"
+
+namespace conch::detail {
+
+/// A submitted io_uring operation: user_data points at it, and `complete`
+/// runs on the loop thread for each of its completions.
+struct io_op {
+  void (*complete)(io_op* self, int res, std::uint32_t flags) noexcept = nullptr;
+};
+
+/// FIFO of coroutine handles, grows by doubling, never shrinks (so the steady
+/// state allocates nothing).
+class handle_queue {
+ public:
+  handle_queue();
+  ~handle_queue();
+  handle_queue(const handle_queue&) = delete;
+  handle_queue& operator=(const handle_queue&) = delete;
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  void push(std::coroutine_handle<> h) {
+    if (tail_ - head_ == mask_ + 1) grow();
+    buf_[tail_++ & mask_] = h.address();
+  }
+  std::coroutine_handle<> pop() noexcept {
+    return std::coroutine_handle<>::from_address(buf_[head_++ & mask_]);
+  }
+  void clear() noexcept { head_ = tail_ = 0; }
+
+ private:
+  void grow();
+  void** buf_;
+  std::size_t mask_;
+  std::size_t head_ = 0, tail_ = 0;
+};
+
+class loop {
+ public:
+  loop(runtime_impl* rt, unsigned index);
+  ~loop();
+  loop(const loop&) = delete;
+  loop& operator=(const loop&) = delete;
+
+  /// The loop thread's body: sets up the ring, reports the status through
+  /// `ready`, then runs until stop() is requested.
+  void thread_main(std::atomic<int>* started, absl::Status* status);
+  void request_stop() noexcept;
+
+  // ---- scheduling ----
+  void push_ready(std::coroutine_handle<> h) { ready_.push(h); }  // loop thread
+  void push_remote(std::coroutine_handle<> h) noexcept;          // any thread
+  void push_spawn(std::coroutine_handle<> h) noexcept;           // loop thread
+  /// Moves up to half of this loop's unstarted go blocks to `thief`.
+  bool steal_into(loop& thief) noexcept;
+  /// Wakes the loop if it sleeps, so it looks for work. Returns true if it was
+  /// asleep.
+  bool wake_if_sleeping() noexcept;
+
+  // ---- live root frames ----
+  void register_root(root_link* r) noexcept;
+  void unregister_root(root_link* r) noexcept;
+  /// Teardown, after the thread has stopped: destroys every live frame.
+  void destroy_all() noexcept;
+
+  // ---- timers (loop thread) ----
+  void timer_add(timer_node* t) noexcept;
+  void timer_cancel(timer_node* t) noexcept;
+
+  // ---- io_uring (loop thread; for the sockets layer) ----
+  io_uring* ring() noexcept { return &ring_; }
+  /// An SQE, submitting queued ones first if the submission queue is full.
+  io_uring_sqe* get_sqe() noexcept;
+
+  runtime_impl* rt() const noexcept { return rt_; }
+  unsigned index() const noexcept { return index_; }
+
+ private:
+  void run();
+  bool take_spawns() noexcept;
+  void drain_remote() noexcept;
+  void reap_completions() noexcept;
+  void fire_timers(std::int64_t now) noexcept;
+  void sleep_until_work() noexcept;
+  void arm_eventfd() noexcept;
+  void heap_up(std::size_t i) noexcept;
+  void heap_down(std::size_t i) noexcept;
+  void heap_remove(std::size_t i) noexcept;
+
+  runtime_impl* rt_;
+  unsigned index_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  int event_fd_ = -1;
+
+  // loop thread only
+  handle_queue ready_;
+  std::vector<timer_node*> timers_;
+  std::uint64_t timer_seq_ = 0;
+  std::uint64_t event_buf_ = 0;
+  io_op event_op_;
+  std::uint32_t rng_;
+
+  // remote queue
+  std::mutex remote_mu_;
+  std::vector<void*> remote_;
+  std::vector<void*> remote_spare_;
+  bool sleeping_ = false;                 // guarded by remote_mu_
+  std::atomic<bool> remote_pending_{false};
+  std::atomic<bool> stop_{false};
+
+  // unstarted go blocks
+  spin_mutex spawn_mu_;
+  std::deque<void*> spawns_;
+  std::atomic<std::size_t> spawn_count_{0};
+
+  // live root frames
+  spin_mutex live_mu_;
+  root_link live_head_;  // sentinel of a circular list
+};
+
+class blocking_pool;
+
+class runtime_impl {
+ public:
+  explicit runtime_impl(runtime_options opts);
+  ~runtime_impl();
+
+  std::vector<loop*> loops;
+  runtime_options opts;
+  std::atomic<int> sleepers{0};
+  blocking_pool* pool = nullptr;
+
+  /// After a go block was queued on `from`: wake one sleeping loop to steal.
+  void wake_idle(loop* from) noexcept;
+
+ private:
+  std::vector<std::thread*> threads_;
+};
+
+}  // namespace conch::detail
