@@ -1,0 +1,272 @@
+// bench/chan_workloads.cpp
+// Channel workloads A-F of issue 2 on conch, one workload per process.
+//
+//   conch_bench_channels <A|B|C|D|E|F> <threads> [n]
+//
+// A  ping-pong over two unbuffered channels (n round trips, default 1M)
+// B  1 producer / 1 consumer over a 1024 buffer (n messages, default 10M)
+// C  4 producers / 4 consumers over one 1024 buffer (n messages in all, 10M)
+// D  1 consumer selecting over two 1024 buffers fed by 2 producers (n = 5M)
+// E  n go blocks (1M) each send one value into a 2^20 buffer; a collector drains
+// F  n (100k) go blocks each wait on conch::timeout(1ms)
+//
+// Each run does a warm-up of n/10 on the same runtime first, then the timed
+// run, and prints one line (STYLE.md B.8, plus impl and peak RSS):
+//   bench=A_pingpong impl=conch1 param=threads:1/n:1000000 value=312.4 unit=ns/op rss_kb=5120 cpu_ms=130
+// value is ns per operation (A: round trip, B-D: message, E: go block), or
+// for F the total wall time in ms. rss_kb is getrusage(RUSAGE_SELF).ru_maxrss
+// at exit, reported as is (it includes the runtime and the warm-up); cpu_ms is
+// the process's user+system CPU time (warm-up included), which shows whether
+// a second runtime thread did any work. Every
+// workload checks the sum of what it received and exits 1 on a mismatch.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "conch/conch.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double ns_since(clock_type::time_point t0) {
+  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
+}
+
+// User + system CPU time of the whole process (warm-up included), in ms.
+long cpu_ms(const rusage& ru) {
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
+}
+
+// Sum of from .. from+n-1.
+i64 range_sum(i64 from, i64 n) { return n * from + n * (n - 1) / 2; }
+
+void expect_sum(const char* what, i64 got, i64 want) {
+  if (got != want) {
+    std::fprintf(stderr, "%s: checksum mismatch: got %lld, want %lld\n", what,
+                 static_cast<long long>(got), static_cast<long long>(want));
+    std::exit(1);
+  }
+}
+
+// ---- A: ping-pong over two unbuffered channels ----
+
+conch::task<void> echo(conch::chan<i64> in, conch::chan<i64> out) {
+  while (std::optional<i64> v = co_await in.recv()) {
+    if (!co_await out.send(*v)) break;
+  }
+  out.close();
+}
+
+conch::task<double> pingpong(i64 n) {
+  conch::chan<i64> ping;
+  conch::chan<i64> pong;
+  conch::chan<conch::unit> done = conch::go(echo(ping, pong));
+  i64 sum = 0;
+  const auto t0 = clock_type::now();
+  for (i64 i = 0; i < n; ++i) {
+    co_await ping.send(i);
+    std::optional<i64> v = co_await pong.recv();
+    sum += *v;
+  }
+  const double ns = ns_since(t0);
+  ping.close();
+  co_await done.recv();
+  expect_sum("A", sum, range_sum(0, n));
+  co_return ns / static_cast<double>(n);
+}
+
+// ---- B, C: producers and consumers over one buffered channel ----
+
+// Sends from .. from+n-1; the last producer to finish closes the channel.
+conch::task<void> produce(conch::chan<i64> c, i64 from, i64 n, std::atomic<int>* producers_left) {
+  for (i64 i = 0; i < n; ++i) co_await c.send(from + i);
+  // acq_rel: the closer must come after every producer's last send.
+  if (producers_left->fetch_sub(1, std::memory_order_acq_rel) == 1) c.close();
+}
+
+conch::task<i64> consume(conch::chan<i64> c) {
+  i64 sum = 0;
+  while (std::optional<i64> v = co_await c.recv()) sum += *v;
+  co_return sum;
+}
+
+conch::task<double> producers_consumers(i64 n, int producers, int consumers, std::size_t capacity) {
+  conch::chan<i64> c(capacity);
+  std::atomic<int> producers_left{producers};
+  std::vector<conch::chan<i64>> sums;
+  const auto t0 = clock_type::now();
+  for (int k = 0; k < consumers; ++k) sums.push_back(conch::go(consume(c)));
+  const i64 share = n / producers;
+  for (int p = 0; p < producers; ++p) {
+    const i64 count = p == producers - 1 ? n - share * p : share;
+    conch::go(produce(c, share * p, count, &producers_left));
+  }
+  i64 sum = 0;
+  for (conch::chan<i64>& s : sums) {
+    std::optional<i64> v = co_await s.recv();
+    sum += *v;
+  }
+  const double ns = ns_since(t0);
+  expect_sum(producers == 1 ? "B" : "C", sum, range_sum(0, n));
+  co_return ns / static_cast<double>(n);
+}
+
+// ---- D: one consumer selecting over two buffered channels ----
+
+conch::task<i64> select_consume(conch::chan<i64> a, conch::chan<i64> b) {
+  i64 sum = 0;
+  bool a_open = true;
+  bool b_open = true;
+  while (a_open && b_open) {
+    auto r = co_await conch::select(conch::recv(a), conch::recv(b));
+    if (r.index() == 0) {
+      if (std::optional<i64>& v = std::get<0>(r))
+        sum += *v;
+      else
+        a_open = false;
+    } else {
+      if (std::optional<i64>& v = std::get<1>(r))
+        sum += *v;
+      else
+        b_open = false;
+    }
+  }
+  // One side closed: a select on a closed channel fires at once, so (as a Go
+  // program sets that channel to nil) receive from the other one alone.
+  conch::chan<i64> rest = a_open ? a : b;
+  while (std::optional<i64> v = co_await rest.recv()) sum += *v;
+  co_return sum;
+}
+
+conch::task<double> select_two(i64 n) {
+  conch::chan<i64> a(1024);
+  conch::chan<i64> b(1024);
+  std::atomic<int> left_a{1};
+  std::atomic<int> left_b{1};
+  const auto t0 = clock_type::now();
+  conch::chan<i64> total = conch::go(select_consume(a, b));
+  const i64 half = n / 2;
+  conch::go(produce(a, 0, half, &left_a));
+  conch::go(produce(b, half, n - half, &left_b));
+  std::optional<i64> sum = co_await total.recv();
+  const double ns = ns_since(t0);
+  expect_sum("D", *sum, range_sum(0, n));
+  co_return ns / static_cast<double>(n);
+}
+
+// ---- E: spawn n go blocks that each send one value ----
+
+conch::task<void> send_one(conch::chan<i64> c, i64 v) { co_await c.send(v); }
+
+conch::task<i64> collect(conch::chan<i64> c, i64 n) {
+  i64 sum = 0;
+  for (i64 i = 0; i < n; ++i) {
+    std::optional<i64> v = co_await c.recv();
+    sum += *v;
+  }
+  co_return sum;
+}
+
+conch::task<double> spawn_many(i64 n) {
+  conch::chan<i64> c(std::size_t{1} << 20);
+  const auto t0 = clock_type::now();
+  conch::chan<i64> total = conch::go(collect(c, n));
+  for (i64 i = 0; i < n; ++i) conch::go(send_one(c, i));  // result channel dropped
+  std::optional<i64> sum = co_await total.recv();
+  const double ns = ns_since(t0);
+  expect_sum("E", *sum, range_sum(0, n));
+  co_return ns / static_cast<double>(n);
+}
+
+// ---- F: n concurrent 1 ms timeouts ----
+
+conch::task<void> wait_timeout(std::atomic<i64>* left, conch::chan<conch::unit> all_done) {
+  conch::chan<conch::unit> t = conch::timeout(1ms);
+  co_await t.recv();  // nullopt when the timer closes it
+  // acq_rel: the last one closes only after every other one has finished.
+  if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) all_done.close();
+}
+
+conch::task<double> timeouts(i64 n) {
+  std::atomic<i64> left{n};
+  conch::chan<conch::unit> all_done;
+  const auto t0 = clock_type::now();
+  for (i64 i = 0; i < n; ++i) conch::go(wait_timeout(&left, all_done));
+  co_await all_done.recv();
+  const double ns = ns_since(t0);
+  expect_sum("F", left.load(), 0);
+  co_return ns / 1e6;  // total ms
+}
+
+// ---- driver ----
+
+struct workload {
+  char id;
+  const char* name;
+  i64 default_n;
+  const char* unit;
+};
+
+constexpr workload workloads[] = {
+    {'A', "A_pingpong", 1'000'000, "ns/op"},  {'B', "B_spsc", 10'000'000, "ns/op"},
+    {'C', "C_mpmc", 10'000'000, "ns/op"},     {'D', "D_select", 5'000'000, "ns/op"},
+    {'E', "E_spawn", 1'000'000, "ns/op"},     {'F', "F_timeouts", 100'000, "ms"},
+};
+
+conch::task<double> run_workload(char id, i64 n) {
+  switch (id) {
+    case 'A': return pingpong(n);
+    case 'B': return producers_consumers(n, 1, 1, 1024);
+    case 'C': return producers_consumers(n, 4, 4, 1024);
+    case 'D': return select_two(n);
+    case 'E': return spawn_many(n);
+    default: return timeouts(n);
+  }
+}
+
+[[noreturn]] void usage() {
+  std::fprintf(stderr,
+               "usage: conch_bench_channels <A|B|C|D|E|F> <threads> [n]\n"
+               "  A ping-pong  B spsc  C 4x4 mpmc  D select  E spawn  F timeouts\n");
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3 || std::strlen(argv[1]) != 1) usage();
+  const workload* w = nullptr;
+  for (const workload& x : workloads)
+    if (x.id == argv[1][0]) w = &x;
+  const int threads = std::atoi(argv[2]);
+  if (w == nullptr || threads < 1) usage();
+  const i64 n = argc > 3 ? std::atoll(argv[3]) : w->default_n;
+  if (n < 2) usage();
+
+  double value = 0;
+  {
+    conch::runtime rt({.threads = static_cast<unsigned>(threads)});
+    rt.block_on(run_workload(w->id, std::max<i64>(n / 10, 2)));  // warm-up
+    value = rt.block_on(run_workload(w->id, n));
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("bench=%s impl=conch%d param=threads:%d/n:%lld value=%.1f unit=%s rss_kb=%ld cpu_ms=%ld\n",
+              w->name, threads, threads, static_cast<long long>(n), value, w->unit, ru.ru_maxrss,
+              cpu_ms(ru));
+  return 0;
+}

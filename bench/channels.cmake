@@ -1,0 +1,17 @@
+# bench/channels.cmake
+# Channel workloads A-F of issue 2: conch (conch_bench_channels) and the
+# Boost.Fiber baseline (conch_bench_fiber). The Go baseline (bench/go/main.go)
+# is built by bench/run_channels.sh, which also runs and tabulates them all.
+add_executable(conch_bench_channels ${CMAKE_CURRENT_SOURCE_DIR}/chan_workloads.cpp)
+target_link_libraries(conch_bench_channels PRIVATE conch::conch conch_warnings)
+
+# Boost.Fiber is a baseline only: without it the conch benchmarks still build.
+find_package(Boost 1.81 QUIET COMPONENTS fiber context)
+if(Boost_FOUND)
+  add_executable(conch_bench_fiber ${CMAKE_CURRENT_SOURCE_DIR}/fiber_workloads.cpp)
+  target_link_libraries(conch_bench_fiber PRIVATE Boost::fiber Boost::context Threads::Threads
+                        conch_warnings)
+else()
+  message(STATUS "conch: Boost.Fiber 1.81 not found; conch_bench_fiber is not built "
+                 "(apt-get install libboost-fiber1.81-dev)")
+endif()
