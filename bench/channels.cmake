@@ -15,3 +15,19 @@ else()
   message(STATUS "conch: Boost.Fiber 1.81 not found; conch_bench_fiber is not built "
                  "(apt-get install libboost-fiber1.81-dev)")
 endif()
+
+# Smoke runs at a small n: each workload checks the sum it received, so these
+# catch a broken benchmark (or channel) in seconds. Labelled `bench`, so
+# `make test` leaves them out; run them with `ctest -L bench`.
+if(CONCH_BUILD_TESTS)
+  foreach(w A B C D E F)
+    foreach(t 1 2)
+      add_test(NAME bench_channels_${w}_${t} COMMAND conch_bench_channels ${w} ${t} 2000)
+      set_tests_properties(bench_channels_${w}_${t} PROPERTIES LABELS bench TIMEOUT 60)
+    endforeach()
+    if(TARGET conch_bench_fiber)
+      add_test(NAME bench_fiber_${w} COMMAND conch_bench_fiber ${w} 2000)
+      set_tests_properties(bench_fiber_${w} PROPERTIES LABELS bench TIMEOUT 60)
+    endif()
+  endforeach()
+endif()

@@ -13,7 +13,8 @@
 #   WORKLOADS="A B C D E F"    which workloads
 #   IMPLS="conch1 conch2 go1 go2 fiber"   which implementations (missing
 #                              toolchains are skipped with a note)
-#   BUILD_DIR=<repo>/build-bench          CMake build dir (configured Release if new)
+#   BUILD_DIR=${BUILD_ROOT:-<repo>}/build-bench   CMake build dir (configured Release,
+#                              with CMAKE_ARGS, if new)
 #   TIMEOUT=120                seconds per process; a hang is killed and counted as FAIL
 #   RESULTS=<BUILD_DIR>/bench/channels-results.txt   raw result lines (overwritten)
 #   NO_BUILD=1                 use the binaries already built
@@ -25,7 +26,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD_DIR:-$ROOT/build-bench}
+BUILD=${BUILD_DIR:-${BUILD_ROOT:-$ROOT}/build-bench}
 RUNS=${RUNS:-5}
 WORKLOADS=${WORKLOADS:-"A B C D E F"}
 IMPLS=${IMPLS:-"conch1 conch2 go1 go2 fiber"}
@@ -41,7 +42,7 @@ have_fiber=1
 have_go=1
 if [[ -z ${NO_BUILD:-} ]]; then
   if [[ ! -f $BUILD/CMakeCache.txt ]]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >&2
   fi
   targets=(conch_bench_channels)
   if cmake --build "$BUILD" --target help 2>/dev/null | grep -q 'conch_bench_fiber'; then
