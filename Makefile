@@ -1,0 +1,125 @@
+# Makefile
+# Entry points for people and CI: deps, demo, test, sanitizer and clang builds.
+#
+#   make demo         install missing Debian packages, build, run examples/demo.cpp
+#   make test         build everything (RelWithDebInfo) and run every CTest test
+#   make test-asan    Debug + AddressSanitizer/UBSan, run the tests
+#   make test-tsan    RelWithDebInfo + ThreadSanitizer, run the tests
+#   make test-clang   clang-16, warnings as errors, run the tests
+#   make bench-channels   run bench/run_channels.sh
+#   make clean        remove the build directories this Makefile creates
+#
+# Variables: BUILD_ROOT (where the build-* directories go; default: the
+# checkout), JOBS (parallel compile and test jobs; default 2), CMAKE_ARGS
+# (extra arguments for every configure step).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+SRC_DIR    := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+BUILD_ROOT ?= $(SRC_DIR)
+JOBS       ?= 2
+CMAKE_ARGS ?=
+
+BUILD       := $(BUILD_ROOT)/build
+BUILD_ASAN  := $(BUILD_ROOT)/build-asan
+BUILD_TSAN  := $(BUILD_ROOT)/build-tsan
+BUILD_CLANG := $(BUILD_ROOT)/build-clang
+
+# Debian 12 packages the build, the tests and the comparisons need (README.md
+# "Dependencies" says why each one is there). Others may append with +=.
+DEBIAN_PACKAGES := g++ make cmake pkg-config time \
+  liburing-dev libabsl-dev catch2 liblua5.4-dev lua5.4 \
+  clang-16 libclang-rt-16-dev \
+  golang-go libboost-fiber1.81-dev socat nodejs
+
+# Tests labelled `bench` measure, they do not check: never part of a test run.
+CTEST := ctest --output-on-failure -j$(JOBS) --timeout 600
+# Sanitizer runs skip the packaging tests: they rebuild conch outside the
+# sanitized tree and check CMake plumbing, which the plain run covers.
+CTEST_SAN := $(CTEST) -LE '^(bench|packaging)$$'
+
+export ASAN_OPTIONS  ?= halt_on_error=1:abort_on_error=0:detect_leaks=1:check_initialization_order=1
+export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1:history_size=4
+
+# The TSan runtimes of GCC 12 and clang 16 expect at most 28 bits of mmap
+# randomisation; on kernels configured with more (vm.mmap_rnd_bits > 28) their
+# binaries die with "unexpected memory mapping". Running without ASLR avoids it.
+TSAN_RUN := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ] && echo "setarch $$(uname -m) -R")
+
+comma := ,
+
+.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels clean
+
+help:
+	@sed -n '3,15p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
+
+# ---- dependencies ----
+
+# Installs only what dpkg does not already have; `apt-get update` runs only
+# when something is missing, so a second `make deps` takes a fraction of a second.
+deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: missing:$$missing"; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "deps: not root; install them first: sudo apt-get install -y$$missing" >&2; exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -q; \
+	apt-get install -y -q --no-install-recommends $$missing
+
+# ---- the default build (RelWithDebInfo) ----
+
+# configure(dir, extra cmake args)
+define configure
+	mkdir -p $(1)
+	cmake -S $(SRC_DIR) -B $(1) $(2) $(CMAKE_ARGS) > $(1)/configure.log 2>&1 || { cat $(1)/configure.log; exit 1; }
+	@echo "configured $(1) ($(2))"
+endef
+
+build: deps
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: deps
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cmake --build $(BUILD) -j$(JOBS) --target conch_example_demo
+	$(BUILD)/examples/conch_example_demo
+
+test: build
+	cd $(BUILD) && $(CTEST) -LE '^bench$$'
+
+# ---- sanitizers and the second compiler ----
+
+test-asan: deps
+	$(call configure,$(BUILD_ASAN),-DCMAKE_BUILD_TYPE=Debug -DCONCH_SANITIZE=address$(comma)undefined -DCONCH_BUILD_BENCH=OFF)
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+	cd $(BUILD_ASAN) && $(CTEST_SAN)
+
+# RelWithDebInfo: TSan at -O0 makes the stress tests several times slower
+# without finding more.
+test-tsan: deps
+	$(call configure,$(BUILD_TSAN),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONCH_SANITIZE=thread -DCONCH_BUILD_BENCH=OFF)
+	cmake --build $(BUILD_TSAN) -j$(JOBS)
+	cd $(BUILD_TSAN) && $(TSAN_RUN) $(CTEST_SAN)
+
+test-clang: deps
+	$(call configure,$(BUILD_CLANG),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DCONCH_WERROR=ON)
+	cmake --build $(BUILD_CLANG) -j$(JOBS)
+	cd $(BUILD_CLANG) && $(CTEST) -LE '^bench$$'
+
+# ---- benchmarks ----
+
+bench-channels:
+	@if [ ! -f $(SRC_DIR)/bench/run_channels.sh ]; then \
+	  echo "bench-channels: bench/run_channels.sh does not exist yet" >&2; exit 1; fi
+	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) bash $(SRC_DIR)/bench/run_channels.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG)
