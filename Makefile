@@ -7,7 +7,7 @@
 #   make test-tsan    RelWithDebInfo + ThreadSanitizer, run the tests
 #   make test-clang   clang-16, warnings as errors, run the tests
 #   make bench-channels   run bench/run_channels.sh
-#   make clean        remove the build directories this Makefile creates
+#   make clean        remove the build directories this Makefile creates (and build-bench)
 #
 # Variables: BUILD_ROOT (where the build-* directories go; default: the
 # checkout), JOBS (parallel compile and test jobs; default 2), CMAKE_ARGS
@@ -116,10 +116,10 @@ test-clang: deps
 
 # ---- benchmarks ----
 
-bench-channels:
+bench-channels: deps
 	@if [ ! -f $(SRC_DIR)/bench/run_channels.sh ]; then \
 	  echo "bench-channels: bench/run_channels.sh does not exist yet" >&2; exit 1; fi
-	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) bash $(SRC_DIR)/bench/run_channels.sh
+	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) CMAKE_ARGS="$(CMAKE_ARGS)" bash $(SRC_DIR)/bench/run_channels.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_ROOT)/build-bench
