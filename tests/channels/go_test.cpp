@@ -1,0 +1,166 @@
+// tests/channels/go_test.cpp
+// go (all overloads), thread, timeout, error reporting, and the GCC 12
+// capturing-lambda pitfall (LANDSCAPE.md §3.8).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/test_support.hpp"
+
+using namespace std::chrono_literals;
+using conch::chan;
+using conch::task;
+using conch::unit;
+
+namespace {
+task<int> square(int x) { co_return x * x; }
+task<void> nothing() { co_return; }
+}  // namespace
+
+TEST_CASE("go returns a channel that yields the result once, then closes", "[go]") {
+  conch::test::run_on(1, []() -> task<void> {
+    chan<int> r = conch::go(square(9));
+    CHECK(co_await r.recv() == 81);
+    CHECK_FALSE((co_await r.recv()).has_value());
+    CHECK(r.closed());
+    chan<unit> done = conch::go(nothing());
+    CHECK((co_await done.recv()).has_value());
+    CHECK_FALSE((co_await done.recv()).has_value());
+  }());
+}
+
+TEST_CASE("go(f, args...) keeps a capturing lambda and its arguments alive", "[go][lifetime]") {
+  auto v = conch::test::run_on(1, []() -> task<std::string> {
+    chan<std::string> r;
+    {
+      std::string prefix(100, 'p');  // heap-allocated: ASan catches a dangling capture
+      auto f = [prefix](std::string suffix) -> task<std::string> {
+        co_await conch::sleep(2ms);  // suspends: the caller's scope is gone by now
+        co_return prefix.substr(0, 3) + suffix;
+      };
+      r = conch::go(f, std::string(50, 's'));
+    }
+    co_return *(co_await r.recv());
+  }());
+  CHECK(v == "ppp" + std::string(50, 's'));
+}
+
+TEST_CASE("a capturing lambda built next to co_await is safe when built first", "[go][gcc12]") {
+  // GCC 12 double-frees when a capturing lambda is created inside the co_await
+  // expression itself; conch's own code builds lambdas first, and go() copies
+  // them into the frame. This pattern must work and be ASan-clean.
+  auto v = conch::test::run_on(1, []() -> task<int> {
+    int base = 40;
+    auto f = [base](int d) -> task<int> { co_return base + d; };
+    auto ch = conch::go(f, 2);
+    co_return *(co_await ch.recv());
+  }());
+  CHECK(v == 42);
+}
+
+TEST_CASE("an exception escaping a go block is reported and the channel closes empty", "[go][errors]") {
+  std::mutex mu;
+  std::vector<std::string> reported;
+  conch::runtime rt({.threads = 2, .on_error = [&](std::exception_ptr e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         std::lock_guard lk(mu);
+                         reported.push_back(ex.what());
+                       }
+                     }});
+  bool closed_empty = rt.block_on([]() -> task<bool> {
+    auto r = conch::go([]() -> task<int> {
+      co_await conch::sleep(1ms);
+      throw std::runtime_error("escaped");
+    });
+    co_return !(co_await r.recv()).has_value();
+  }());
+  CHECK(closed_empty);
+  std::lock_guard lk(mu);
+  REQUIRE(reported.size() == 1);
+  CHECK(reported[0] == "escaped");
+}
+
+TEST_CASE("thread runs blocking work off the loops and delivers its result", "[go][thread]") {
+  auto r = conch::test::run_on(1, []() -> task<std::pair<bool, int>> {
+    auto loop_thread = std::this_thread::get_id();
+    auto ch = conch::thread([loop_thread] {
+      std::this_thread::sleep_for(10ms);  // would stall the loop if run there
+      return std::this_thread::get_id() != loop_thread ? 5 : -1;
+    });
+    // The loop keeps running other coroutines meanwhile.
+    co_await conch::sleep(1ms);
+    auto v = co_await ch.recv();
+    auto vd = co_await conch::thread([] {}).recv();
+    co_return std::pair{vd.has_value(), *v};
+  }());
+  CHECK(r.first);
+  CHECK(r.second == 5);
+}
+
+TEST_CASE("an exception in a thread job closes its channel empty", "[go][thread][errors]") {
+  std::atomic<int> reports{0};
+  conch::runtime rt({.threads = 1, .on_error = [&](std::exception_ptr) { ++reports; }});
+  bool empty = rt.block_on([]() -> task<bool> {
+    auto ch = conch::thread([]() -> int { throw std::logic_error("no"); });
+    co_return !(co_await ch.recv()).has_value();
+  }());
+  CHECK(empty);
+  CHECK(reports == 1);
+}
+
+TEST_CASE("timeout channels close after their duration, each one private", "[timer]") {
+  conch::test::run_on(1, []() -> task<void> {
+    auto t0 = std::chrono::steady_clock::now();
+    auto a = conch::timeout(20ms);
+    auto b = conch::timeout(40ms);
+    CHECK_FALSE(a == b);
+    CHECK_FALSE((co_await a.recv()).has_value());
+    CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
+    CHECK_FALSE(b.closed());
+    co_await b.recv();
+    CHECK(std::chrono::steady_clock::now() - t0 >= 40ms);
+  }());
+}
+
+TEST_CASE("ten thousand concurrent timers all fire, in deadline order per loop", "[timer]") {
+  auto fired = conch::test::run_on(2, []() -> task<int> {
+    chan<int> done(10000);
+    for (int i = 0; i < 10000; ++i)
+      conch::go([](chan<int> d, int k) -> task<void> {
+        co_await conch::sleep(std::chrono::milliseconds(1 + k % 20));
+        co_await d.send(k);
+      }, done, i);
+    int n = 0;
+    while (n < 10000) {
+      auto r = co_await conch::select(conch::recv(done), conch::recv(conch::timeout(10s)));
+      if (r.index() == 1) break;
+      ++n;
+    }
+    co_return n;
+  }());
+  CHECK(fired == 10000);
+}
+
+TEST_CASE("an idle loop takes go blocks that have not started", "[go][threads]") {
+  auto ids = conch::test::run_on(2, []() -> task<std::set<std::thread::id>> {
+    co_await conch::sleep(5ms);  // the other loop is asleep now
+    std::vector<chan<std::thread::id>> rs;
+    for (int i = 0; i < 64; ++i)
+      rs.push_back(conch::go([]() -> task<std::thread::id> {
+        auto end = std::chrono::steady_clock::now() + 1ms;
+        while (std::chrono::steady_clock::now() < end) {
+        }  // busy: keeps its loop occupied
+        co_return std::this_thread::get_id();
+      }));
+    std::set<std::thread::id> seen;
+    for (auto& r : rs) seen.insert(*(co_await r.recv()));
+    co_return seen;
+  }());
+  CHECK(ids.size() == 2);
+}
