@@ -1,0 +1,56 @@
+# tests/support/check_readme.cmake
+# cmake -P script: every ```cpp block of README.md must be copied verbatim from examples/.
+#
+#   cmake -DROOT=<checkout> -P check_readme.cmake
+# The README's snippets then always compile, because the examples do
+# (STYLE.md B.8). A block passes if its text, indentation included, occurs in
+# one of examples/*.cpp.
+cmake_minimum_required(VERSION 3.25)
+if(NOT ROOT)
+  message(FATAL_ERROR "usage: cmake -DROOT=<checkout> -P check_readme.cmake")
+endif()
+
+file(READ "${ROOT}/README.md" readme)
+file(GLOB examples "${ROOT}/examples/*.cpp")
+set(blocks 0)
+set(bad 0)
+set(fence_open "```cpp\n")
+set(fence_close "\n```")
+string(LENGTH "${fence_open}" open_len)
+while(TRUE)
+  string(FIND "${readme}" "${fence_open}" start)
+  if(start EQUAL -1)
+    break()
+  endif()
+  math(EXPR start "${start} + ${open_len}")
+  string(SUBSTRING "${readme}" ${start} -1 readme)
+  string(FIND "${readme}" "${fence_close}" end)
+  if(end EQUAL -1)
+    message(FATAL_ERROR "README.md: a ```cpp block is not closed")
+  endif()
+  string(SUBSTRING "${readme}" 0 ${end} block)
+  string(SUBSTRING "${readme}" ${end} -1 readme)
+  math(EXPR blocks "${blocks} + 1")
+
+  set(found "")
+  foreach(f IN LISTS examples)
+    file(READ "${f}" src)
+    string(FIND "${src}" "${block}\n" at)
+    if(NOT at EQUAL -1)
+      set(found "${f}")
+      break()
+    endif()
+  endforeach()
+  if(NOT found)
+    math(EXPR bad "${bad} + 1")
+    message("README.md: cpp block ${blocks} is not in any examples/*.cpp file:\n${block}\n")
+  endif()
+endwhile()
+
+if(blocks EQUAL 0)
+  message(FATAL_ERROR "README.md: no cpp blocks found")
+endif()
+if(bad GREATER 0)
+  message(FATAL_ERROR "README.md: ${bad} of ${blocks} cpp blocks are not copied from examples/")
+endif()
+message(STATUS "README.md: all ${blocks} cpp blocks are copied from examples/")
