@@ -2,7 +2,7 @@
 # Entry points for people and CI: deps, demo, test, sanitizer and clang builds.
 #
 #   make demo         install missing Debian packages, build, run examples/demo.cpp
-#   make test         build everything (RelWithDebInfo) and run every CTest test
+#   make test         build everything (RelWithDebInfo), run every CTest test but bench
 #   make test-asan    Debug + AddressSanitizer/UBSan, run the tests
 #   make test-tsan    RelWithDebInfo + ThreadSanitizer, run the tests
 #   make test-clang   clang-16, warnings as errors, run the tests
@@ -54,7 +54,7 @@ comma := ,
 .PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels clean
 
 help:
-	@sed -n '3,15p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,15p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
 
 # ---- dependencies ----
 
