@@ -230,7 +230,8 @@ class chan {
  private:
   friend chan<T> promise_chan<T>();
   friend detail::chan_core* detail::get_core<T>(const chan<T>&) noexcept;
-  explicit chan(detail::chan_core* c) noexcept : c_(c) {}
+  struct adopt {};  // so that chan<T>(0) is never read as a null core pointer
+  chan(adopt, detail::chan_core* c) noexcept : c_(c) {}
   detail::chan_core* c_;
 };
 
@@ -240,7 +241,8 @@ class chan {
 template <class T>
 chan<T> promise_chan() {
   static_assert(std::is_copy_constructible_v<T>, "promise_chan<T> needs a copyable T");
-  return chan<T>(new detail::chan_core(&detail::elem_ops_for<T>, detail::buffer_kind::promise, 1));
+  return chan<T>(typename chan<T>::adopt{},
+                 new detail::chan_core(&detail::elem_ops_for<T>, detail::buffer_kind::promise, 1));
 }
 
 namespace detail {
