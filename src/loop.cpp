@@ -61,6 +61,8 @@ loop::loop(runtime_impl* rt, unsigned index)
 
 loop::~loop() {
   if (ring_ok_) io_uring_queue_exit(&ring_);
+  // After the ring: an extension may own memory in-flight operations point at.
+  while (!exts_.empty()) exts_.pop_back();
   if (event_fd_ >= 0) close(event_fd_);
 }
 

@@ -11,6 +11,10 @@
 //    pushes and pops, idle loops steal from it.
 //  - live_ lists every root frame this loop registered; guarded by live_mu_
 //    because a stolen frame ends (and unlinks) on another thread.
+//  - exts_ (per-loop state of higher layers, e.g. the sockets reactor) is
+//    touched by the loop thread only, and destroyed by ~loop after
+//    io_uring_queue_exit, so memory the kernel may reference (buffer rings,
+//    operation records) outlives the ring.
 // Lock order: a channel lock may be held while taking remote_mu_ (waking a
 // waiter); remote_mu_, spawn_mu_ and live_mu_ are leaves.
 #pragma once
@@ -21,6 +25,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -100,6 +105,25 @@ class loop {
   /// An SQE, submitting queued ones first if the submission queue is full.
   io_uring_sqe* get_sqe() noexcept;
 
+  // ---- per-loop state of higher layers (loop thread) ----
+  /// Base of an object a higher layer hangs on this loop (the sockets
+  /// reactor: buffer rings, registry of live sockets). Destroyed by ~loop,
+  /// after every frame is gone and after io_uring_queue_exit.
+  struct extension {
+    virtual ~extension() = default;
+  };
+  /// The extension registered under `key` (any unique address), or null.
+  extension* find_ext(const void* key) const noexcept {
+    for (const auto& e : exts_)
+      if (e.first == key) return e.second.get();
+    return nullptr;
+  }
+  /// Registers `e` under `key`; the loop owns it from now on.
+  extension* add_ext(const void* key, std::unique_ptr<extension> e) {
+    exts_.emplace_back(key, std::move(e));
+    return exts_.back().second.get();
+  }
+
   runtime_impl* rt() const noexcept { return rt_; }
   unsigned index() const noexcept { return index_; }
 
@@ -128,6 +152,7 @@ class loop {
   std::uint64_t event_buf_ = 0;
   io_op event_op_;
   std::uint32_t rng_;
+  std::vector<std::pair<const void*, std::unique_ptr<extension>>> exts_;
 
   // remote queue
   std::mutex remote_mu_;

@@ -1,0 +1,8 @@
+// conch/net.hpp
+// The sockets layer: addresses, stream sockets and servers, UDP, framing.
+#pragma once
+
+#include "conch/net/address.hpp"
+#include "conch/net/framing.hpp"
+#include "conch/net/socket.hpp"
+#include "conch/net/udp.hpp"

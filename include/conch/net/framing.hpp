@@ -1,0 +1,61 @@
+// conch/net/framing.hpp
+// framing and options: how a byte stream is cut into the strings on `in` and `out`.
+//
+//   conch::net::options o{.frame = conch::net::framing::lines(), .max_frame = 64 << 10};
+//   auto srv = conch::net::listen("127.0.0.1:0", o);
+//
+// Framing applies both ways: a reader cuts received bytes into frames, and
+// the writer adds the delimiter (or the length prefix) to each string sent
+// on `out`. `raw` passes bytes through: `in` gets chunks as they arrive (no
+// message boundaries) and `out` writes strings verbatim.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace conch::net {
+
+/// How a stream socket's bytes are cut into frames.
+struct framing {
+  enum class kind : std::uint8_t { raw, lines, length_prefixed, delimited };
+
+  /// No framing: `in` gets chunks as received (each at most max_frame
+  /// bytes), `out` writes strings verbatim.
+  static framing raw() noexcept { return {kind::raw, '\0'}; }
+  /// Text lines: frames end with '\n', which is stripped along with one
+  /// trailing '\r'; the writer appends '\n'. A last line without '\n' before
+  /// EOF is still delivered.
+  static framing lines() noexcept { return {kind::lines, '\n'}; }
+  /// Each frame is a 4-byte big-endian length followed by that many bytes;
+  /// the writer adds the prefix.
+  static framing length_prefixed() noexcept { return {kind::length_prefixed, '\0'}; }
+  /// Frames end with the byte `d` (stripped); the writer appends it. node-ipc
+  /// uses '\f' (PROTOCOLS.md §1). A last frame without `d` before EOF is
+  /// still delivered.
+  static framing delimited(char d) noexcept { return {kind::delimited, d}; }
+
+  kind type = kind::raw;
+  char delimiter = '\0';  ///< lines: '\n'; delimited: the byte; otherwise unused
+};
+
+/// Options for listen(), connect() and bind_udp().
+struct options {
+  /// How the stream is cut into frames (ignored by UDP: a datagram is a frame).
+  framing frame = framing::raw();
+  /// Capacity of each socket's `in` channel (and of a server's
+  /// `connections`). When `in` is full the socket stops reading, so TCP flow
+  /// control pushes back on the peer.
+  std::size_t in_capacity = 64;
+  /// Capacity of each socket's `out` channel; a send on a full `out` parks.
+  std::size_t out_capacity = 64;
+  /// The largest frame (without delimiter or prefix) a peer may send; a
+  /// larger one ends that connection with kResourceExhausted.
+  std::size_t max_frame = 16u << 20;
+  /// listen(2) backlog.
+  int backlog = 1024;
+  /// Permission bits of the socket file listen() creates for a Unix path
+  /// (owner-only by default; 0666 lets every local user connect).
+  unsigned unix_mode = 0600;
+};
+
+}  // namespace conch::net

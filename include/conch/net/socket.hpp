@@ -1,0 +1,109 @@
+// conch/net/socket.hpp
+// socket and server: TCP and Unix stream connections as an `in` and an `out` channel.
+//
+//   auto srv = conch::net::listen("127.0.0.1:0", {.frame = conch::net::framing::lines()});
+//   while (auto s = co_await srv->connections.recv())
+//     conch::go([](conch::net::socket s) -> conch::task<> {
+//       while (auto line = co_await s.in.recv()) co_await s.out.send(*line);  // echo
+//       s.out.close();   // flush, then half-close
+//     }, *s);
+//
+//   auto c = co_await conch::net::connect("/tmp/app.sock");   // Unix path
+//   if (!c.ok()) report(c.status());
+//
+// Threading: a socket's I/O runs on the loop thread where it was connected
+// or accepted (its io_uring ring accepts submissions from that thread only);
+// `in` and `out` are ordinary channels, usable from any thread or runtime.
+// Lifetime: a connection lives until it ends (EOF and `out` closed, an
+// error, or close()), not until the last handle is dropped; destroying the
+// runtime closes every socket it still has.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "conch/chan/chan.hpp"
+#include "conch/core/task.hpp"
+#include "conch/net/address.hpp"
+#include "conch/net/framing.hpp"
+
+namespace conch::net {
+
+namespace detail {
+class stream_conn;
+class listener;
+}  // namespace detail
+
+/// One stream connection (TCP or Unix). Copies share the connection.
+struct socket {
+  /// Frames from the peer, cut by options::frame. Closes once the peer has
+  /// closed its side (EOF) or on an error, after the frames received before;
+  /// status() then says which. When `in` is full the socket stops reading.
+  chan<std::string> in;
+  /// Frames to the peer, written in order; queued frames are coalesced into
+  /// one send. Closing `out` writes what is queued, then shuts the write side
+  /// (the peer sees EOF; `in` keeps receiving: half-close). Sends return
+  /// false once the connection has failed or been closed.
+  chan<std::string> out;
+
+  /// The local address (for Unix sockets: the listening path).
+  address local() const;
+  /// The peer's address (empty for an unnamed Unix client).
+  address peer() const;
+  /// Why the connection ended: OK while it runs and after a clean EOF;
+  /// kCancelled after close(); kResourceExhausted after a frame over
+  /// max_frame; kDataLoss if EOF cut a length-prefixed frame short; the
+  /// errno status (kUnavailable for ECONNRESET/EPIPE, ...) after an I/O error.
+  absl::Status status() const;
+  /// Ends both directions now: `in` and `out` close (frames already in `in`
+  /// can still be received; frames still queued on `out` are dropped) and the
+  /// socket is shut down. Idempotent; any thread.
+  void close();
+
+  /// Wraps an implementation object (used by listen/connect).
+  explicit socket(std::shared_ptr<detail::stream_conn> c);
+
+ private:
+  std::shared_ptr<detail::stream_conn> c_;
+};
+
+/// A listening TCP or Unix stream server.
+struct server {
+  /// Accepted connections (buffered to options::in_capacity; when it is full
+  /// the server stops accepting and the kernel backlog holds newcomers).
+  /// Closes when the server is closed.
+  chan<socket> connections;
+
+  /// The bound address; for port 0 the port the kernel picked.
+  address local() const;
+  /// Stops accepting and closes `connections`; sockets already accepted keep
+  /// running. Removes the Unix socket file it created. Idempotent; any thread.
+  void close();
+
+  explicit server(std::shared_ptr<detail::listener> l);
+
+ private:
+  std::shared_ptr<detail::listener> l_;
+};
+
+/// Listens on `address` (see address.hpp for the forms). Must be called on a
+/// runtime thread; accepted sockets run on that thread's loop. For a Unix
+/// path, a stale socket file (no process listening) is replaced, a live one
+/// gives kAlreadyExists, and a non-socket file is never touched; the new file
+/// gets options::unix_mode permissions. Host names other than "localhost"
+/// give kInvalidArgument (resolve them first with resolve(): listen does not
+/// block the loop on DNS). Other failures: the errno status of
+/// socket/bind/listen, naming the address.
+absl::StatusOr<server> listen(std::string_view address, options opts = {});
+
+/// Connects to `address` (names are resolved on the blocking pool; each
+/// resolved address is tried in turn). The socket runs on the awaiting
+/// coroutine's loop. The error says which address failed and why
+/// (kUnavailable for ECONNREFUSED, kNotFound for an unknown name or a missing
+/// Unix socket file, ...). Must be awaited on a runtime thread.
+task<absl::StatusOr<socket>> connect(std::string_view address, options opts = {});
+
+}  // namespace conch::net

@@ -1,0 +1,238 @@
+// sockets/frame_codec.hpp
+// frame_decoder / frame_encoder: cut received bytes into frames, add delimiters or prefixes to sent ones.
+//
+// Invariants:
+//  - The decoder holds at most one partial frame, never more than max_frame
+//    bytes (+4 header bytes): an oversized frame is refused as soon as its
+//    length (or its delimiter-less prefix) exceeds max_frame, not at its end.
+//  - Frames come out in stream order, each exactly once.
+// Loop thread only (one decoder per connection).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "conch/net/framing.hpp"
+
+namespace conch::net::detail {
+
+class frame_decoder {
+ public:
+  frame_decoder(framing f, std::size_t max_frame) noexcept
+      : kind_(f.type), delim_(f.delimiter), max_(max_frame == 0 ? 1 : max_frame) {}
+
+  /// Consumes `n` bytes; calls emit(std::string&&) for each complete frame.
+  /// Returns kResourceExhausted once a frame is over max_frame (the decoder
+  /// is then unusable).
+  template <class Emit>
+  absl::Status feed(const char* p, std::size_t n, Emit&& emit) {
+    switch (kind_) {
+      case framing::kind::raw:
+        while (n > 0) {  // chunks as they come, cut to max_frame
+          std::size_t k = n < max_ ? n : max_;
+          emit(std::string(p, k));
+          p += k;
+          n -= k;
+        }
+        return absl::OkStatus();
+      case framing::kind::lines:
+      case framing::kind::delimited:
+        return feed_delimited(p, n, emit);
+      case framing::kind::length_prefixed:
+        return feed_prefixed(p, n, emit);
+    }
+    return absl::OkStatus();
+  }
+
+  /// At EOF: delivers a trailing frame that lacks its delimiter; kDataLoss if
+  /// EOF cut a length-prefixed frame short.
+  template <class Emit>
+  absl::Status finish(Emit&& emit) {
+    if (kind_ == framing::kind::length_prefixed) {
+      if (hdr_len_ == 0 && partial_.empty()) return absl::OkStatus();
+      return absl::DataLossError("connection closed inside a length-prefixed frame (" +
+                                 std::to_string(partial_.size()) + " of " +
+                                 std::to_string(hdr_len_ == 4 ? need_ : 0) +
+                                 " bytes received)");
+    }
+    if (!partial_.empty()) {
+      std::string f = std::move(partial_);
+      partial_.clear();
+      if (kind_ == framing::kind::lines && f.back() == '\r') f.pop_back();
+      emit(std::move(f));
+    }
+    return absl::OkStatus();
+  }
+
+  /// Bytes held for an incomplete frame.
+  std::size_t buffered() const noexcept { return partial_.size(); }
+
+ private:
+  absl::Status too_big(std::size_t n) const {
+    return absl::ResourceExhaustedError("peer sent a frame of " +
+                                        std::string(n == SIZE_MAX ? "more than " : "") +
+                                        std::to_string(n == SIZE_MAX ? max_ : n) +
+                                        " bytes, over max_frame (" + std::to_string(max_) + ")");
+  }
+
+  template <class Emit>
+  absl::Status feed_delimited(const char* p, std::size_t n, Emit& emit) {
+    while (n > 0) {
+      const void* hit = std::memchr(p, delim_, n);
+      if (hit == nullptr) {
+        if (partial_.size() + n > max_) return too_big(SIZE_MAX);
+        partial_.append(p, n);
+        return absl::OkStatus();
+      }
+      std::size_t seg = static_cast<std::size_t>(static_cast<const char*>(hit) - p);
+      if (partial_.size() + seg > max_) return too_big(partial_.size() + seg);
+      std::string f;
+      if (partial_.empty()) {
+        f.assign(p, seg);
+      } else {
+        partial_.append(p, seg);
+        f = std::move(partial_);
+        partial_.clear();
+      }
+      if (kind_ == framing::kind::lines && !f.empty() && f.back() == '\r') f.pop_back();
+      emit(std::move(f));
+      p += seg + 1;
+      n -= seg + 1;
+    }
+    return absl::OkStatus();
+  }
+
+  template <class Emit>
+  absl::Status feed_prefixed(const char* p, std::size_t n, Emit& emit) {
+    while (n > 0) {
+      if (hdr_len_ < 4) {
+        while (hdr_len_ < 4 && n > 0) {
+          hdr_[hdr_len_++] = static_cast<unsigned char>(*p++);
+          --n;
+        }
+        if (hdr_len_ < 4) return absl::OkStatus();
+        need_ = (std::uint32_t{hdr_[0]} << 24) | (std::uint32_t{hdr_[1]} << 16) |
+                (std::uint32_t{hdr_[2]} << 8) | std::uint32_t{hdr_[3]};
+        if (need_ > max_) return too_big(need_);
+        if (need_ == 0) {
+          hdr_len_ = 0;
+          emit(std::string());
+          continue;
+        }
+      }
+      std::size_t want = need_ - partial_.size();
+      std::size_t k = n < want ? n : want;
+      if (partial_.empty() && k == need_) {
+        emit(std::string(p, k));  // the whole frame in this read: one copy
+      } else {
+        if (partial_.empty()) partial_.reserve(need_);
+        partial_.append(p, k);
+        if (partial_.size() == need_) {
+          std::string f = std::move(partial_);
+          partial_.clear();
+          emit(std::move(f));
+        }
+      }
+      if (partial_.empty()) hdr_len_ = 0;
+      p += k;
+      n -= k;
+    }
+    return absl::OkStatus();
+  }
+
+  framing::kind kind_;
+  char delim_;
+  std::size_t max_;
+  std::string partial_;
+  std::uint32_t need_ = 0;
+  unsigned hdr_len_ = 0;
+  unsigned char hdr_[4] = {};
+};
+
+/// Turns a batch of outgoing frames into an iovec array for one sendmsg.
+/// The frames and the length headers live here until the send completes.
+class frame_encoder {
+ public:
+  static constexpr std::size_t max_batch = 64;  // frames per send (2 iovecs each, < IOV_MAX)
+
+  explicit frame_encoder(framing f) noexcept : kind_(f.type), delim_(f.delimiter) {
+    frames_.reserve(max_batch);
+    iov_.reserve(2 * max_batch);
+  }
+
+  bool full() const noexcept { return frames_.size() >= max_batch; }
+  bool empty() const noexcept { return frames_.empty(); }
+  std::size_t bytes() const noexcept { return bytes_; }
+
+  /// Queues a frame (the string is kept until clear()).
+  void add(std::string f) {
+    frames_.push_back(std::move(f));
+    bytes_ += frames_.back().size() + (kind_ == framing::kind::raw ? 0
+                                       : kind_ == framing::kind::length_prefixed ? 4 : 1);
+  }
+
+  /// Builds the iovecs for everything added (call once per batch).
+  void build() {
+    iov_.clear();
+    for (std::size_t i = 0; i < frames_.size(); ++i) {
+      std::string& f = frames_[i];
+      if (kind_ == framing::kind::length_prefixed) {
+        auto n = static_cast<std::uint32_t>(f.size());
+        headers_[i] = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
+                       static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
+        iov_.push_back({headers_[i].data(), 4});
+      }
+      if (!f.empty()) iov_.push_back({f.data(), f.size()});
+      if (kind_ == framing::kind::lines || kind_ == framing::kind::delimited)
+        iov_.push_back({&delim_, 1});
+    }
+    pos_ = 0;
+  }
+
+  /// The iovecs not yet sent.
+  iovec* iov() noexcept { return iov_.data() + pos_; }
+  std::size_t iov_count() const noexcept { return iov_.size() - pos_; }
+
+  /// Marks `n` bytes as sent; returns true when everything is.
+  bool advance(std::size_t n) noexcept {
+    while (n > 0 && pos_ < iov_.size()) {
+      iovec& v = iov_[pos_];
+      if (n >= v.iov_len) {
+        n -= v.iov_len;
+        ++pos_;
+      } else {
+        v.iov_base = static_cast<char*>(v.iov_base) + n;
+        v.iov_len -= n;
+        n = 0;
+      }
+    }
+    while (pos_ < iov_.size() && iov_[pos_].iov_len == 0) ++pos_;
+    return pos_ == iov_.size();
+  }
+
+  void clear() noexcept {
+    frames_.clear();
+    iov_.clear();
+    pos_ = 0;
+    bytes_ = 0;
+  }
+
+ private:
+  framing::kind kind_;
+  char delim_;
+  std::vector<std::string> frames_;
+  std::vector<iovec> iov_;
+  std::array<std::array<unsigned char, 4>, max_batch> headers_{};
+  std::size_t pos_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace conch::net::detail

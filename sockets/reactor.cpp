@@ -1,0 +1,152 @@
+// sockets/reactor.cpp
+// The per-loop reactor: hand-made provided-buffer rings, the endpoint registry, start_on/post.
+//
+// Invariants: see reactor.hpp. Lock order: none here (loop thread only).
+#include "sockets/reactor.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace conch::net::detail {
+
+namespace {
+// Stream receive buffers, shared by every socket of a loop: 256 x 16 KiB.
+// A completion's buffer is copied into frames and recycled before the next
+// completion is looked at, so the ring runs dry only when more than 256
+// receive completions arrive in one reap (then -ENOBUFS, and the socket
+// re-arms its receive).
+constexpr unsigned kStreamBufs = 256;
+constexpr std::size_t kStreamBufSize = 16 * 1024;
+constexpr std::uint16_t kStreamGroup = 0x4e31;  // bgid; arbitrary, unique per ring
+const char kReactorKey = 0;                      // the loop::find_ext key
+}  // namespace
+
+// ---- buffer_ring ----
+
+absl::StatusOr<std::unique_ptr<buffer_ring>> buffer_ring::create(io_uring* ring,
+                                                                 std::uint16_t bgid,
+                                                                 unsigned entries,
+                                                                 std::size_t size) {
+  std::unique_ptr<buffer_ring> b(new buffer_ring);
+  b->bgid_ = bgid;
+  b->size_ = size;
+  b->mask_ = io_uring_buf_ring_mask(entries);
+  // The ring itself must be page aligned: mmap it (what io_uring_setup_buf_ring
+  // does in liburing >= 2.4).
+  b->ring_bytes_ = entries * sizeof(io_uring_buf);
+  void* mem = mmap(nullptr, b->ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                   -1, 0);
+  if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "conch: mmap of a buffer ring");
+  b->br_ = static_cast<io_uring_buf_ring*>(mem);
+  b->data_bytes_ = entries * size;
+  void* data = mmap(nullptr, b->data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                    -1, 0);
+  if (data == MAP_FAILED) return absl::ErrnoToStatus(errno, "conch: mmap of receive buffers");
+  b->data_ = static_cast<char*>(data);
+
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uintptr_t>(mem);
+  reg.ring_entries = entries;
+  reg.bgid = bgid;
+  int rc = io_uring_register_buf_ring(ring, &reg, 0);
+  if (rc < 0) {
+    b->br_ = nullptr;  // not registered: ~buffer_ring still unmaps it
+    munmap(mem, b->ring_bytes_);
+    return absl::ErrnoToStatus(-rc, "conch: io_uring_register_buf_ring (kernel >= 5.19 needed)");
+  }
+  io_uring_buf_ring_init(b->br_);
+  for (unsigned i = 0; i < entries; ++i)
+    io_uring_buf_ring_add(b->br_, b->buffer(static_cast<std::uint16_t>(i)),
+                          static_cast<unsigned>(size), static_cast<unsigned short>(i), b->mask_,
+                          static_cast<int>(i));
+  io_uring_buf_ring_advance(b->br_, static_cast<int>(entries));
+  return b;
+}
+
+buffer_ring::~buffer_ring() {
+  // Runs after io_uring_queue_exit (~loop), so no unregister: the ring is gone.
+  if (br_ != nullptr) munmap(br_, ring_bytes_);
+  if (data_ != nullptr) munmap(data_, data_bytes_);
+}
+
+// ---- reactor ----
+
+reactor& reactor::of(loop* l) {
+  if (auto* e = l->find_ext(&kReactorKey)) return *static_cast<reactor*>(e);
+  return *static_cast<reactor*>(l->add_ext(&kReactorKey, std::unique_ptr<reactor>(new reactor(l))));
+}
+
+reactor::~reactor() {
+  // The runtime is being destroyed: its loop threads have stopped and every
+  // frame is gone. Close whatever is still open.
+  while (head_.next_ != &head_) {
+    endpoint* e = head_.next_;
+    std::shared_ptr<endpoint> keep = std::move(e->self_);
+    e->prev_->next_ = e->next_;
+    e->next_->prev_ = e->prev_;
+    e->prev_ = e->next_ = nullptr;
+    --live_;
+    e->teardown();
+  }
+}
+
+absl::StatusOr<buffer_ring*> reactor::stream_buffers() {
+  if (!stream_bufs_) {
+    auto b = buffer_ring::create(ring(), kStreamGroup, kStreamBufs, kStreamBufSize);
+    if (!b.ok()) return b.status();
+    stream_bufs_ = std::move(*b);
+  }
+  return stream_bufs_.get();
+}
+
+void reactor::add(std::shared_ptr<endpoint> e) noexcept {
+  endpoint* p = e.get();
+  p->self_ = std::move(e);
+  p->next_ = head_.next_;
+  p->prev_ = &head_;
+  head_.next_->prev_ = p;
+  head_.next_ = p;
+  ++live_;
+}
+
+void reactor::remove(endpoint* e) noexcept {
+  if (e->prev_ == nullptr) return;
+  e->prev_->next_ = e->next_;
+  e->next_->prev_ = e->prev_;
+  e->prev_ = e->next_ = nullptr;
+  --live_;
+  std::shared_ptr<endpoint> last = std::move(e->self_);  // may free e: last
+}
+
+void reactor::cancel(io_op* op) noexcept {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel(s, op, 0);
+  io_uring_sqe_set_data(s, nullptr);  // its own completion is ignored
+}
+
+// ---- running code on a socket's home loop ----
+
+void start_on(loop* l, conch::detail::root r) noexcept {
+  l->register_root(&r.h.promise());
+  if (conch::detail::current_loop() == l)
+    l->push_ready(r.h);
+  else
+    l->push_remote(r.h);
+}
+
+namespace {
+conch::detail::root post_body(absl::AnyInvocable<void() &&> fn) {
+  std::move(fn)();
+  co_return;
+}
+}  // namespace
+
+void post(loop* l, absl::AnyInvocable<void() &&> fn) noexcept {
+  start_on(l, post_body(std::move(fn)));
+}
+
+}  // namespace conch::net::detail

@@ -1,0 +1,162 @@
+// sockets/reactor.hpp
+// reactor: the sockets layer's per-loop state (buffer ring, live endpoints) and io_uring glue.
+//
+// Invariants:
+//  - One reactor per loop, created on the loop thread at first use and owned
+//    by the loop (loop::extension); ~loop destroys it after the ring is
+//    closed, so the buffer memory outlives every operation that could use it.
+//  - Every open endpoint is on its home reactor's registry, which holds a
+//    strong reference (endpoint::self_), until the endpoint has no operation
+//    in flight and has closed its fd. A runtime torn down with live sockets
+//    tears the rest down in ~reactor: fds closed, channels closed, refs dropped.
+//  - Everything here runs on the home loop thread, except endpoint::teardown
+//    (the destroying thread, after the loop thread has stopped).
+#pragma once
+
+#include <liburing.h>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "conch/chan/chan.hpp"
+#include "conch/core/runtime.hpp"
+#include "src/loop.hpp"
+
+namespace conch::net::detail {
+
+using conch::detail::io_op;
+using conch::detail::loop;
+using conch::detail::root;
+
+/// A provided-buffer ring registered on one loop's io_uring, set up by hand
+/// (liburing 2.3 has no io_uring_setup_buf_ring). The kernel picks a buffer
+/// per completion; the reactor copies the bytes out and recycles it at once,
+/// so buffers are shared by every socket of the loop and never held long.
+class buffer_ring {
+ public:
+  /// Maps `entries` (a power of two) buffers of `size` bytes and registers
+  /// them as group `bgid`. kResourceExhausted / errno status on failure.
+  static absl::StatusOr<std::unique_ptr<buffer_ring>> create(io_uring* ring, std::uint16_t bgid,
+                                                            unsigned entries, std::size_t size);
+  ~buffer_ring();
+  buffer_ring(const buffer_ring&) = delete;
+  buffer_ring& operator=(const buffer_ring&) = delete;
+
+  std::uint16_t bgid() const noexcept { return bgid_; }
+  std::size_t buffer_size() const noexcept { return size_; }
+  char* buffer(std::uint16_t bid) const noexcept { return data_ + std::size_t{bid} * size_; }
+  /// Gives buffer `bid` back to the kernel.
+  void recycle(std::uint16_t bid) noexcept {
+    io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(size_), bid, mask_, 0);
+    io_uring_buf_ring_advance(br_, 1);
+  }
+
+ private:
+  buffer_ring() = default;
+  io_uring_buf_ring* br_ = nullptr;
+  std::size_t ring_bytes_ = 0;
+  char* data_ = nullptr;
+  std::size_t data_bytes_ = 0;
+  std::size_t size_ = 0;
+  int mask_ = 0;
+  std::uint16_t bgid_ = 0;
+};
+
+class reactor;
+
+/// Base of every socket object the reactor tracks (stream connection,
+/// listener, UDP socket).
+class endpoint {
+ public:
+  virtual ~endpoint() = default;
+  /// Runtime teardown (loop thread stopped, ring closed): close the fd and
+  /// the channels, drop what is pending. Runs on the destroying thread.
+  virtual void teardown() noexcept = 0;
+
+ private:
+  friend class reactor;
+  endpoint* prev_ = nullptr;
+  endpoint* next_ = nullptr;
+  std::shared_ptr<endpoint> self_;  // the registry's reference
+};
+
+/// Per-loop sockets state.
+class reactor final : public loop::extension {
+ public:
+  /// The reactor of `l`, created on first use. Loop thread only.
+  static reactor& of(loop* l);
+  ~reactor() override;
+
+  loop* home() const noexcept { return home_; }
+  io_uring* ring() const noexcept { return home_->ring(); }
+  io_uring_sqe* sqe() const noexcept { return home_->get_sqe(); }
+
+  /// The stream receive buffers (created on first use).
+  absl::StatusOr<buffer_ring*> stream_buffers();
+
+  /// Registers `e` (holding a reference) / releases it.
+  void add(std::shared_ptr<endpoint> e) noexcept;
+  void remove(endpoint* e) noexcept;
+  std::size_t live() const noexcept { return live_; }
+
+  /// Submits a cancel of the operation whose user_data is `op` (its
+  /// completion, -ECANCELED or the final one, still arrives).
+  void cancel(io_op* op) noexcept;
+
+ private:
+  explicit reactor(loop* l) : home_(l) { head_.prev_ = head_.next_ = &head_; }
+  struct sentinel final : endpoint {
+    void teardown() noexcept override {}
+  };
+  loop* home_;
+  std::unique_ptr<buffer_ring> stream_bufs_;
+  sentinel head_;
+  std::size_t live_ = 0;
+};
+
+/// Starts the detached coroutine `r` on loop `l`: it runs on that thread,
+/// never stolen by another loop (socket coroutines must stay home). Any
+/// thread; the runtime destroys it if it is still parked at teardown.
+void start_on(loop* l, conch::detail::root r) noexcept;
+/// Runs `fn` on loop `l`'s thread soon (inline order: after what is ready).
+void post(loop* l, absl::AnyInvocable<void() &&> fn) noexcept;
+
+/// co_await on a single-shot io_uring operation: `prep` fills the SQE, the
+/// coroutine resumes (inline, from the completion) with the result.
+struct io_wait : io_op {
+  std::coroutine_handle<> h;
+  int res = 0;
+  io_wait() noexcept {
+    complete = [](io_op* o, int r, std::uint32_t) noexcept {
+      auto* self = static_cast<io_wait*>(o);
+      self->res = r;
+      conch::detail::resume_chain(self->h);
+    };
+  }
+};
+
+/// Awaitable that submits one SQE (filled by the caller through sqe()) whose
+/// completion resumes the awaiting coroutine with res.
+class [[nodiscard]] io_awaiter {
+ public:
+  explicit io_awaiter(io_wait* w) noexcept : w_(w) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { w_->h = h; }
+  int await_resume() const noexcept { return w_->res; }
+
+ private:
+  io_wait* w_;
+};
+
+/// Moves `v` into `c` without parking; on failure `v` is left intact
+/// (chan::try_send consumes its argument even when it refuses it).
+template <class T>
+bool try_send_keep(const chan<T>& c, T& v) noexcept {
+  return conch::detail::get_core(c)->send(&v, nullptr) == conch::detail::op_status::ok;
+}
+
+}  // namespace conch::net::detail

@@ -1,0 +1,366 @@
+// sockets/stream.cpp
+// stream_conn: multishot recv into the loop's buffer ring feeding `in`, a writer coroutine draining `out`.
+//
+// Invariants and thread ownership: see stream.hpp. The read side is callback
+// driven (on_recv runs from the loop's completion dispatch); only when `in`
+// is full does a coroutine (reader_pump) exist for it. The write side is one
+// coroutine per connection (writer_loop), parked on `out` when idle.
+// Lock order: mu_ is a leaf; channels are closed after releasing it.
+#include "sockets/stream.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "conch/core/status.hpp"
+#include "sockets/address_util.hpp"
+
+namespace conch::net::detail {
+
+namespace {
+constexpr std::size_t kMaxBatchBytes = 1u << 20;  // coalesce up to 1 MiB per send
+}  // namespace
+
+// ---- construction ----
+
+stream_conn::stream_conn(reactor& r, buffer_ring* bufs, int fd, const options& o)
+    : in_(o.in_capacity),
+      out_(o.out_capacity),
+      r_(&r),
+      bufs_(bufs),
+      opts_(o),
+      fd_(fd),
+      dec_(o.frame, o.max_frame),
+      enc_(o.frame) {
+  recv_op_.owner = this;
+  recv_op_.complete = &stream_conn::on_recv;
+}
+
+stream_conn::~stream_conn() {
+  // Normally closed by maybe_finish/abandon/teardown; this is the backstop.
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::shared_ptr<stream_conn> stream_conn::make(reactor& r, buffer_ring* bufs, int fd,
+                                               const options& o) {
+  auto c = std::make_shared<stream_conn>(r, bufs, fd, o);
+  r.add(c);
+  return c;
+}
+
+task<int> stream_conn::connect_to(address a) {
+  connect_addr_ = a;
+  io_uring_sqe* s = r_->sqe();
+  io_uring_prep_connect(s, fd_, connect_addr_.data(), connect_addr_.size());
+  io_uring_sqe_set_data(s, &connect_wait_);
+  co_return co_await io_awaiter(&connect_wait_);
+}
+
+void stream_conn::start() {
+  local_ = sock_name(fd_);
+  peer_ = peer_name(fd_);
+  if (local_.is_ip()) {
+    int one = 1;  // the writer coalesces; Nagle would only add latency
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  started_ = true;
+  if (closing_.load(std::memory_order_acquire)) {
+    read_end_ = true;
+    after_recv_stopped();
+  } else {
+    arm_recv();
+  }
+  start_on(r_->home(), writer_loop(shared_from_this()));
+}
+
+void stream_conn::abandon() noexcept {
+  {
+    std::lock_guard lk(mu_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    ended_ = true;
+  }
+  in_.close();
+  out_.close();
+  finished_ = true;
+  r_->remove(this);  // may free this: last
+}
+
+// ---- any thread ----
+
+absl::Status stream_conn::status() const {
+  std::lock_guard lk(mu_);
+  return status_;
+}
+
+void stream_conn::close() noexcept {
+  {
+    std::lock_guard lk(mu_);
+    if (close_called_) return;
+    close_called_ = true;
+    if (!ended_) {
+      status_ = absl::CancelledError("socket closed by close()");
+      ended_ = true;
+    }
+    // shutdown() from any thread: the armed recv completes with EOF, a send
+    // in flight fails; the loop then finishes the connection. The fd cannot
+    // be reused under us: the loop closes it holding mu_.
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+  // release: the loop thread reading closing_ sees the status set above.
+  closing_.store(true, std::memory_order_release);
+  in_.close();
+  out_.close();
+}
+
+void stream_conn::teardown() noexcept {
+  {
+    std::lock_guard lk(mu_);
+    dead_ = true;
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!ended_) {
+      status_ = absl::CancelledError("the runtime was destroyed");
+      ended_ = true;
+    }
+  }
+  closing_.store(true, std::memory_order_release);
+  in_.close();
+  out_.close();
+  pending_.clear();
+}
+
+void stream_conn::set_status(absl::Status st) noexcept {
+  std::lock_guard lk(mu_);
+  if (ended_) return;
+  status_ = std::move(st);
+  ended_ = true;
+}
+
+// ---- read side ----
+
+void stream_conn::arm_recv() noexcept {
+  io_uring_sqe* s = r_->sqe();
+  io_uring_prep_recv_multishot(s, fd_, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = bufs_->bgid();
+  io_uring_sqe_set_data(s, &recv_op_);
+  recv_armed_ = true;
+  cancel_sent_ = false;
+}
+
+void stream_conn::stop_recv() noexcept {
+  if (recv_armed_ && !cancel_sent_) {
+    r_->cancel(&recv_op_);
+    cancel_sent_ = true;
+  }
+}
+
+void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
+  stream_conn* c = static_cast<owned_op<stream_conn>*>(op)->owner;
+  if ((flags & IORING_CQE_F_MORE) == 0) c->recv_armed_ = false;
+  if (res > 0) {
+    auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (!c->read_end_) {
+      absl::Status st = c->dec_.feed(c->bufs_->buffer(bid), static_cast<std::size_t>(res),
+                                     [c](std::string&& f) { c->deliver(std::move(f)); });
+      c->bufs_->recycle(bid);
+      if (!st.ok()) c->fail(std::move(st));
+    } else {
+      c->bufs_->recycle(bid);
+    }
+  } else if (res == 0) {
+    c->on_eof();
+  } else if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
+    // The buffer ring ran dry, or we cancelled (backpressure, close): the
+    // multishot ended; after_recv_stopped decides whether to re-arm.
+  } else {
+    c->fail(errno_status(-res, "recv from " + c->peer_.to_string()));
+  }
+  if (!c->recv_armed_) c->after_recv_stopped();  // may free c: last
+}
+
+void stream_conn::deliver(std::string&& f) noexcept {
+  if (pending_.empty() && try_send_keep(in_, f)) return;
+  if (in_.closed()) {  // the consumer closed `in`, or close(): stop reading
+    pending_.clear();
+    read_end_ = true;
+    stop_recv();
+    return;
+  }
+  // `in` is full: hold the frame, stop reading, let the pump wait for room.
+  pending_.push_back(std::move(f));
+  stop_recv();
+  if (!pump_running_) {
+    pump_running_ = true;
+    start_on(r_->home(), reader_pump(shared_from_this()));
+  }
+}
+
+void stream_conn::on_eof() noexcept {
+  absl::Status st = dec_.finish([this](std::string&& f) { deliver(std::move(f)); });
+  set_status(std::move(st));  // OK for a clean EOF
+  read_end_ = true;
+}
+
+void stream_conn::fail(absl::Status st) noexcept {
+  set_status(std::move(st));
+  read_end_ = true;
+  write_end_ = true;
+  stop_recv();
+  {
+    std::lock_guard lk(mu_);
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);  // the peer sees the end; a parked send fails
+  }
+  out_.close();  // senders get false; the writer drains and ends
+}
+
+void stream_conn::after_recv_stopped() noexcept {
+  if (closing_.load(std::memory_order_acquire)) read_end_ = true;
+  if (!read_end_) {
+    if (pending_.empty()) arm_recv();  // else reader_pump re-arms once drained
+    return;
+  }
+  if (pump_running_ || reader_done_) return;
+  // Read side over: frames still in `in` stay receivable after close.
+  in_.close();
+  reader_done_ = true;
+  maybe_finish();  // may free this: last
+}
+
+root reader_pump(std::shared_ptr<stream_conn> c) {
+  // Parks on `in` while it is full; the recv stays cancelled meanwhile, so
+  // the peer's sends back up into TCP flow control.
+  while (!c->pending_.empty()) {
+    std::string f = std::move(c->pending_.front());
+    c->pending_.pop_front();
+    bool ok = co_await c->in_.send(std::move(f));
+    if (!ok) {  // `in` closed under us
+      c->pending_.clear();
+      c->read_end_ = true;
+      c->stop_recv();
+      break;
+    }
+    while (!c->pending_.empty() && try_send_keep(c->in_, c->pending_.front()))
+      c->pending_.pop_front();
+  }
+  c->pump_running_ = false;
+  if (!c->recv_armed_) c->after_recv_stopped();
+}
+
+// ---- write side ----
+
+root writer_loop(std::shared_ptr<stream_conn> c) {
+  for (;;) {
+    std::optional<std::string> v = co_await c->out_.recv();
+    if (!v) break;  // `out` closed and drained: everything queued is written
+    if (c->write_end_ || c->closing_.load(std::memory_order_relaxed)) continue;  // dropped
+    c->enc_.add(std::move(*v));
+    while (!c->enc_.full() && c->enc_.bytes() < kMaxBatchBytes) {
+      std::optional<std::string> w = c->out_.try_recv();
+      if (!w) break;
+      c->enc_.add(std::move(*w));
+    }
+    c->enc_.build();
+    while (c->enc_.iov_count() > 0) {
+      c->msg_ = {};
+      c->msg_.msg_iov = c->enc_.iov();
+      c->msg_.msg_iovlen = c->enc_.iov_count();
+      io_uring_sqe* s = c->r_->sqe();
+      // MSG_WAITALL: the kernel retries a short send itself (stream sockets).
+      io_uring_prep_sendmsg(s, c->fd_, &c->msg_, MSG_NOSIGNAL | MSG_WAITALL);
+      io_uring_sqe_set_data(s, &c->send_wait_);
+      int res = co_await io_awaiter(&c->send_wait_);
+      if (res == -EINTR || res == -EAGAIN) continue;
+      if (res <= 0) {
+        if (!c->closing_.load(std::memory_order_relaxed))
+          c->fail(errno_status(res == 0 ? EPIPE : -res, "send to " + c->peer_.to_string()));
+        c->write_end_ = true;
+        break;
+      }
+      c->enc_.advance(static_cast<std::size_t>(res));
+    }
+    c->enc_.clear();
+  }
+  if (!c->write_end_ && !c->closing_.load(std::memory_order_relaxed)) {
+    std::lock_guard lk(c->mu_);
+    if (c->fd_ >= 0) ::shutdown(c->fd_, SHUT_WR);  // half-close: the peer sees EOF
+  }
+  c->write_end_ = true;
+  c->writer_done_ = true;
+  c->maybe_finish();
+}
+
+void stream_conn::maybe_finish() noexcept {
+  if (!reader_done_ || !writer_done_ || finished_) return;
+  finished_ = true;
+  {
+    std::lock_guard lk(mu_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    ended_ = true;
+  }
+  in_.close();
+  out_.close();
+  r_->remove(this);  // may free this: last
+}
+
+// ---- public handles ----
+
+}  // namespace conch::net::detail
+
+namespace conch::net {
+
+socket::socket(std::shared_ptr<detail::stream_conn> c)
+    : in(c->in_), out(c->out_), c_(std::move(c)) {}
+address socket::local() const { return c_->local(); }
+address socket::peer() const { return c_->peer(); }
+absl::Status socket::status() const { return c_->status(); }
+void socket::close() { c_->close(); }
+
+namespace {
+
+task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
+  conch::detail::loop* l = conch::detail::current_loop();
+  CONCH_CHECK(l != nullptr, "conch::net::connect() awaited outside a runtime thread");
+  CONCH_CO_ASSIGN_OR_RETURN(detail::address_spec spec, detail::parse_spec(text, true));
+  std::vector<address> candidates;
+  if (spec.k != detail::address_spec::kind::inet || spec.numeric) {
+    candidates.push_back(spec.addr);
+  } else {
+    CONCH_CO_ASSIGN_OR_RETURN(candidates, co_await resolve(text));
+  }
+  detail::reactor& r = detail::reactor::of(l);
+  CONCH_CO_ASSIGN_OR_RETURN(detail::buffer_ring * bufs, r.stream_buffers());
+  absl::Status last;
+  for (const address& a : candidates) {
+    int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      last = detail::errno_status(errno, "connect to " + a.to_string() + ": socket");
+      continue;
+    }
+    std::shared_ptr<detail::stream_conn> c = detail::stream_conn::make(r, bufs, fd, opts);
+    int res = co_await c->connect_to(a);
+    if (res < 0) {
+      std::string what = "connect to " + a.to_string();
+      if (text != a.to_string()) what += " ('" + text + "')";
+      last = detail::errno_status(-res, what);
+      c->abandon();
+      continue;
+    }
+    c->start();
+    co_return socket(std::move(c));
+  }
+  co_return last;
+}
+
+}  // namespace
+
+task<absl::StatusOr<socket>> connect(std::string_view address, options opts) {
+  return connect_impl(std::string(address), opts);  // copies the string into the frame
+}
+
+}  // namespace conch::net

@@ -1,0 +1,110 @@
+// tests/sockets/net_test_support.hpp
+// Helpers for the sockets suites: bounded receives, an echo server, plain blocking peers.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "conch/conch.hpp"
+#include "conch/net.hpp"
+
+namespace conch::net::test {
+
+using namespace std::chrono_literals;
+
+/// Receives from `ch`, giving up after `limit` so a bug cannot hang a test:
+/// outer nullopt = timed out; inner nullopt = channel closed.
+template <class T>
+task<std::optional<std::optional<T>>> recv_within(chan<T> ch, std::chrono::nanoseconds limit) {
+  auto r = co_await conch::select(conch::recv(ch), conch::recv(conch::timeout(limit)));
+  if (r.index() == 1) co_return std::nullopt;
+  co_return std::get<0>(std::move(r));
+}
+
+/// Echoes every frame of `s` back, then closes `out` once `in` ends.
+inline task<void> echo_conn(socket s) {
+  while (auto f = co_await s.in.recv()) {
+    if (!co_await s.out.send(std::move(*f))) break;
+  }
+  s.out.close();
+}
+
+/// Accepts until the server closes, echoing each connection in a go block.
+inline task<void> echo_server(server srv) {
+  while (auto s = co_await srv.connections.recv()) conch::go(echo_conn(std::move(*s)));
+}
+
+/// A plain blocking socket connected to `a` (for byte-level peers).
+inline int raw_connect(const address& a) {
+  int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, a.data(), a.size()) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+inline bool write_all(int fd, const std::string& s) {
+  std::size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+/// Reads until `n` bytes, EOF or `limit_ms` of silence.
+inline std::string read_some(int fd, std::size_t n, int limit_ms = 5000) {
+  std::string out;
+  char buf[65536];
+  while (out.size() < n) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, limit_ms) <= 0) break;
+    ssize_t k = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+    if (k <= 0) break;
+    out.append(buf, static_cast<std::size_t>(k));
+  }
+  return out;
+}
+
+/// True if `fd` reaches EOF within `limit_ms` (discarding data).
+inline bool wait_eof(int fd, int limit_ms = 5000) {
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, limit_ms) <= 0) return false;
+    ssize_t k = ::recv(fd, buf, sizeof buf, 0);
+    if (k == 0) return true;
+    if (k < 0) return errno == ECONNRESET;
+  }
+}
+
+/// A unique path under /tmp for a Unix socket.
+inline std::string temp_socket_path(const char* tag) {
+  return "/tmp/conch-test-" + std::to_string(::getpid()) + "-" + tag + ".sock";
+}
+
+/// Resident set size in KiB (from /proc/self/statm).
+inline long rss_kib() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+}  // namespace conch::net::test
