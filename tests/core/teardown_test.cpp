@@ -22,21 +22,22 @@ struct tracker {
 }  // namespace
 
 TEST_CASE("destroying a runtime destroys parked and unstarted coroutines", "[runtime][teardown]") {
-  auto token = std::make_shared<int>(0);
+  using counter = std::shared_ptr<std::atomic<int>>;
+  auto token = std::make_shared<std::atomic<int>>(0);
   chan<int> shared_ch;  // outlives the runtime; waiters must be unlinked from it
   {
     conch::runtime rt({.threads = 2});
-    rt.block_on([](std::shared_ptr<int> tok, chan<int> sc) -> task<void> {
+    rt.block_on([](counter tok, chan<int> sc) -> task<void> {
       for (int i = 0; i < 100; ++i) {
-        conch::go([](std::shared_ptr<int> t, chan<int> c) -> task<void> {
+        conch::go([](counter t, chan<int> c) -> task<void> {
           co_await c.recv();  // parks forever
           *t += 1;
         }, tok, sc);
-        conch::go([](std::shared_ptr<int> t) -> task<void> {
+        conch::go([](counter t) -> task<void> {
           co_await conch::sleep(1h);
           *t += 1;
         }, tok);
-        conch::go([](std::shared_ptr<int> t, chan<int> c) -> task<void> {
+        conch::go([](counter t, chan<int> c) -> task<void> {
           chan<int> never_read;  // its send case parks too
           auto r = co_await conch::select(conch::recv(c), conch::send(never_read, 5),
                                           conch::recv(conch::timeout(1h)));
@@ -48,7 +49,7 @@ TEST_CASE("destroying a runtime destroys parked and unstarted coroutines", "[run
       }
       co_await conch::sleep(10ms);
       for (int i = 0; i < 10; ++i)  // queued at the very end: may never start
-        conch::go([](std::shared_ptr<int> t) -> task<void> {
+        conch::go([](counter t) -> task<void> {
           *t += 1;
           co_return;
         }, tok);
