@@ -1,0 +1,212 @@
+// conch/chan/pub.hpp
+// pub<T, K>: split one channel into topics; subscribers get the values of the topics they subscribe to (core.async pub/sub).
+//
+//   conch::chan<log_line> lines(64);
+//   conch::pub p{lines, [](const log_line& l) { return l.level; }};   // pub<log_line, level>
+//   conch::chan<log_line> errors(16);
+//   p.sub(level::error, errors);          // errors gets every line whose topic is level::error
+//   p.unsub(level::error, errors);
+//
+// Semantics (core.async's): the pub's go block reads the source and applies
+// the topic function to each value. Each topic is handled by an internal mult
+// over a dedicated channel; by default those channels are unbuffered, and a
+// buffer (or a function topic -> buffer) gives each topic its own buffering.
+// Every subscriber of a topic must accept a value before the topic takes the
+// next one (a slow subscriber slows its topic, and with unbuffered topics the
+// whole pub). Values whose topic has no subscribers are dropped, never
+// blocking the pub. When the source closes, every topic closes and the
+// subscribers added with close=true are closed. With buffered topics, a
+// channel subscribed to several topics may see them interleaved differently
+// from the source.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "conch/chan/buffer.hpp"
+#include "conch/chan/chan.hpp"
+#include "conch/chan/go.hpp"
+#include "conch/chan/mult.hpp"
+
+namespace conch {
+
+namespace detail {
+
+template <class T, class K>
+struct pub_state {
+  struct topic {
+    chan<T> ch;  // the topic's dedicated channel: the pub sends, the mult reads
+    mult<T> m;
+  };
+
+  pub_state(chan<T> s, std::function<K(const T&)> tf, std::function<buffer(const K&)> bf)
+      : src(std::move(s)), topic_fn(std::move(tf)), buf_fn(std::move(bf)) {}
+
+  const chan<T> src;
+  std::function<K(const T&)> topic_fn;      // called on the pub's go block only
+  const std::function<buffer(const K&)> buf_fn;
+
+  std::mutex mu;
+  std::unordered_map<K, topic> topics;  // guarded by mu
+  bool done = false;                    // guarded by mu: the source closed
+
+  /// The topic's channel, or nullopt if nobody subscribes to it.
+  std::optional<chan<T>> find(const K& k) {
+    std::lock_guard lk(mu);
+    auto it = topics.find(k);
+    if (it == topics.end()) return std::nullopt;
+    return it->second.ch;
+  }
+  /// Forgets topic `k` if its channel is still `ch` (not a newer one).
+  void forget(const K& k, const chan<T>& ch) {
+    std::lock_guard lk(mu);
+    auto it = topics.find(k);
+    if (it != topics.end() && it->second.ch == ch) topics.erase(it);
+  }
+};
+
+/// Ends a topic without closing its subscribers: untap them all, then close
+/// the topic's channel so its mult's go block ends.
+template <class T>
+void retire_topic(mult<T>& m, chan<T>& ch) {
+  m.untap_all();
+  ch.close();
+}
+
+/// The pub's go block: route each value to its topic's channel.
+template <class T, class K>
+task<void> pub_loop(std::shared_ptr<pub_state<T, K>> s) {
+  for (;;) {
+    std::optional<T> v = co_await s->src.recv();
+    if (!v) break;
+    std::optional<K> k;
+    try {
+      k.emplace(s->topic_fn(*v));
+    } catch (...) {
+      report_exception(std::current_exception());  // the value is dropped; the pub goes on
+      continue;
+    }
+    std::optional<chan<T>> ch = s->find(*k);
+    if (!ch) continue;  // nobody subscribes: drop it (core.async)
+    if (!co_await ch->send(std::move(*v))) s->forget(*k, *ch);  // unsub_all closed it meanwhile
+  }
+  // The source closed: every topic closes, and with it the subscribers that
+  // asked for it (each topic's mult closes its close=true taps).
+  std::unordered_map<K, typename pub_state<T, K>::topic> topics;
+  {
+    std::lock_guard lk(s->mu);
+    s->done = true;
+    topics.swap(s->topics);
+  }
+  for (auto& e : topics) e.second.ch.close();
+}
+
+}  // namespace detail
+
+/// A pub(lication) of a source channel, partitioned into topics of type K by
+/// a topic function (core.async pub). T must be copyable; K must be hashable
+/// (std::hash) and equality-comparable.
+///
+/// A handle: copies share one pub. The constructor starts a go block that
+/// reads the source on the runtime's loop threads until it closes. sub()
+/// starts a go block when it creates a topic, so it must be called on a
+/// runtime thread; unsub and unsub_all may be called from any thread.
+template <class T, class K>
+class pub {
+  static_assert(std::is_copy_constructible_v<T>, "pub<T, K> copies values: T must be copyable");
+
+ public:
+  /// Partitions `src` by `topic_fn(const T&) -> K`; every topic's channel is
+  /// unbuffered. Must be called on a runtime thread.
+  template <class F>
+    requires std::is_invocable_r_v<K, F&, const T&>
+  pub(chan<T> src, F topic_fn) : pub(std::move(src), std::move(topic_fn), buffer::fixed(0)) {}
+
+  /// Same, with every topic's channel buffered by `b` (core.async buf-fn
+  /// returning one buffer for all topics).
+  template <class F>
+    requires std::is_invocable_r_v<K, F&, const T&>
+  pub(chan<T> src, F topic_fn, buffer b)
+      : pub(std::move(src), std::move(topic_fn), [b](const K&) { return b; }) {}
+
+  /// Same, with each topic's channel buffered by `buf_fn(topic)` (core.async
+  /// buf-fn), called once when the topic is created.
+  template <class F, class B>
+    requires std::is_invocable_r_v<K, F&, const T&> && std::is_invocable_r_v<buffer, B&, const K&>
+  pub(chan<T> src, F topic_fn, B buf_fn)
+      : s_(std::make_shared<detail::pub_state<T, K>>(std::move(src), std::move(topic_fn),
+                                                     std::move(buf_fn))) {
+    go(detail::pub_loop<T, K>(s_));
+  }
+
+  /// Subscribes `ch` to `topic` (core.async sub): it gets a copy of every
+  /// later value whose topic is `topic`. With `close` (the default) `ch` is
+  /// closed when the source closes; if it already has, `ch` is closed now.
+  /// A subscriber found closed is removed from its topic. Returns `ch`.
+  /// Must be called on a runtime thread (a new topic starts a go block).
+  chan<T> sub(const K& topic, chan<T> ch, bool close = true) const {
+    std::unique_lock lk(s_->mu);
+    if (s_->done) {
+      lk.unlock();
+      if (close) ch.close();
+      return ch;
+    }
+    auto it = s_->topics.find(topic);
+    if (it == s_->topics.end()) {
+      chan<T> tc(s_->buf_fn(topic));
+      it = s_->topics.emplace(topic, typename detail::pub_state<T, K>::topic{tc, mult<T>(tc)}).first;
+    }
+    return it->second.m.tap(std::move(ch), close);
+  }
+
+  /// Unsubscribes `ch` from `topic` (core.async unsub); `ch` is not closed.
+  /// Takes effect at once. Any thread.
+  void unsub(const K& topic, const chan<T>& ch) const {
+    std::lock_guard lk(s_->mu);
+    auto it = s_->topics.find(topic);
+    if (it != s_->topics.end()) it->second.m.untap(ch);
+  }
+
+  /// Unsubscribes every channel from `topic` and forgets the topic; none of
+  /// them is closed (core.async unsub-all with a topic). Any thread.
+  void unsub_all(const K& topic) const {
+    std::unique_lock lk(s_->mu);
+    auto it = s_->topics.find(topic);
+    if (it == s_->topics.end()) return;
+    auto t = std::move(it->second);
+    s_->topics.erase(it);
+    lk.unlock();
+    detail::retire_topic(t.m, t.ch);
+  }
+
+  /// Unsubscribes every channel from every topic; none is closed (core.async
+  /// unsub-all). Any thread.
+  void unsub_all() const {
+    std::unordered_map<K, typename detail::pub_state<T, K>::topic> topics;
+    {
+      std::lock_guard lk(s_->mu);
+      topics.swap(s_->topics);
+    }
+    for (auto& e : topics) detail::retire_topic(e.second.m, e.second.ch);
+  }
+
+  /// The source channel (core.async muxch*).
+  const chan<T>& source() const noexcept { return s_->src; }
+
+ private:
+  std::shared_ptr<detail::pub_state<T, K>> s_;
+};
+
+template <class T, class F>
+pub(chan<T>, F) -> pub<T, std::decay_t<std::invoke_result_t<F&, const T&>>>;
+template <class T, class F, class B>
+pub(chan<T>, F, B) -> pub<T, std::decay_t<std::invoke_result_t<F&, const T&>>>;
+
+}  // namespace conch
