@@ -5,6 +5,7 @@
 // time here (select takes several, in address order, in select.cpp); while
 // holding it we may take a loop's remote-queue lock or a thread parker's
 // mutex to wake a waiter, never the other way round.
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
@@ -94,18 +95,35 @@ void chan_core::complete(waiter* w, bool ok) noexcept {
 
 // ---- construction ----
 
-chan_core::chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity)
-    : ops_(ops), kind_(kind), cap_(kind == buffer_kind::promise ? 1 : capacity) {
-  if (cap_ > 0)
-    storage_ = static_cast<unsigned char*>(
-        ::operator new(cap_ * ops_->size, std::align_val_t(ops_->align)));
+std::size_t chan_core::storage_offset(const elem_ops* ops) noexcept {
+  std::size_t a = std::max(ops->align, alignof(chan_core));
+  return (sizeof(chan_core) + a - 1) / a * a;
 }
+
+chan_core* chan_core::create(const elem_ops* ops, buffer_kind kind, std::size_t capacity) {
+  // One allocation for the core and its buffer: a channel costs one malloc.
+  if (kind == buffer_kind::promise) capacity = 1;
+  std::size_t align = std::max(ops->align, alignof(chan_core));
+  std::size_t off = storage_offset(ops);
+  void* mem = ::operator new(off + capacity * ops->size, std::align_val_t(align));
+  auto* base = static_cast<unsigned char*>(mem);
+  return ::new (mem) chan_core(ops, kind, capacity, capacity > 0 ? base + off : nullptr);
+}
+
+void chan_core::destroy(chan_core* c) noexcept {
+  std::size_t align = std::max(c->ops_->align, alignof(chan_core));
+  c->~chan_core();
+  ::operator delete(static_cast<void*>(c), std::align_val_t(align));
+}
+
+chan_core::chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity,
+                     unsigned char* storage)
+    : ops_(ops), kind_(kind), cap_(capacity), storage_(storage) {}
 
 chan_core::~chan_core() {
   // Nobody else holds a reference, so no waiter can be queued here: a parked
   // operation's frame holds the channel handle it parked on.
   for (std::size_t i = 0; i < count_; ++i) ops_->destroy(at(i));
-  if (storage_ != nullptr) ::operator delete(storage_, std::align_val_t(ops_->align));
 }
 
 // ---- the buffer ring ----

@@ -255,7 +255,7 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
   std::size_t queued;
   {
     std::lock_guard lk(spawn_mu_);
-    spawns_.push_back(h.address());
+    spawns_.push(h);
     queued = spawns_.size();
     spawn_count_.store(queued, std::memory_order_relaxed);
   }
@@ -271,8 +271,7 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
       {
         std::lock_guard lk(spawn_mu_);
         if (spawns_.size() <= kMaxQueuedSpawns / 2) break;
-        a = spawns_.front();
-        spawns_.pop_front();
+        a = spawns_.pop().address();
         spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
       }
       resume_chain(std::coroutine_handle<>::from_address(a));
@@ -286,10 +285,11 @@ bool loop::take_spawns() noexcept {
   std::size_t k = 0;
   {
     std::lock_guard lk(spawn_mu_);
-    while (k < kSpawnBatch && !spawns_.empty()) {
-      batch[k++] = spawns_.front();
-      spawns_.pop_front();
-    }
+    // With other loops around, leave half for them to steal: moving a whole
+    // batch into ready_ would hide it from idle loops.
+    std::size_t want = rt_->loops.size() > 1 ? (spawns_.size() + 1) / 2 : spawns_.size();
+    want = std::min(want, kSpawnBatch);
+    while (k < want) batch[k++] = spawns_.pop().address();
     spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < k; ++i) ready_.push(std::coroutine_handle<>::from_address(batch[i]));
@@ -302,10 +302,7 @@ bool loop::steal_into(loop& thief) noexcept {
   {
     std::lock_guard lk(spawn_mu_);
     std::size_t want = std::min(kSpawnBatch, (spawns_.size() + 1) / 2);
-    while (k < want) {
-      batch[k++] = spawns_.front();
-      spawns_.pop_front();
-    }
+    while (k < want) batch[k++] = spawns_.pop().address();
     spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < k; ++i) thief.ready_.push(std::coroutine_handle<>::from_address(batch[i]));

@@ -164,7 +164,7 @@ class loop {
 
   // unstarted go blocks
   spin_mutex spawn_mu_;
-  std::deque<void*> spawns_;
+  handle_queue spawns_;
   std::atomic<std::size_t> spawn_count_{0};
 
   // live root frames

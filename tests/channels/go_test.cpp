@@ -148,19 +148,22 @@ TEST_CASE("ten thousand concurrent timers all fire, in deadline order per loop",
 }
 
 TEST_CASE("an idle loop takes go blocks that have not started", "[go][threads]") {
-  auto ids = conch::test::run_on(2, []() -> task<std::set<std::thread::id>> {
+  // The spawning loop stays busy (it never yields), so the go blocks it queued
+  // can only run if the other, idle loop takes them.
+  auto result = conch::test::run_on(2, []() -> task<std::pair<int, bool>> {
     co_await conch::sleep(5ms);  // the other loop is asleep now
-    std::vector<chan<std::thread::id>> rs;
-    for (int i = 0; i < 64; ++i)
-      rs.push_back(conch::go([]() -> task<std::thread::id> {
-        auto end = std::chrono::steady_clock::now() + 1ms;
-        while (std::chrono::steady_clock::now() < end) {
-        }  // busy: keeps its loop occupied
-        co_return std::this_thread::get_id();
-      }));
-    std::set<std::thread::id> seen;
-    for (auto& r : rs) seen.insert(*(co_await r.recv()));
-    co_return seen;
+    auto home = std::this_thread::get_id();
+    chan<std::thread::id> ran(4);
+    for (int i = 0; i < 4; ++i)
+      conch::go([](chan<std::thread::id> r) -> task<void> {
+        co_await r.send(std::this_thread::get_id());
+      }, ran);
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (ran.size() < 4 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();  // busy: this loop does not run its queue
+    int elsewhere = 0;
+    while (auto id = ran.try_recv()) elsewhere += *id != home;
+    co_return std::pair{elsewhere, true};
   }());
-  CHECK(ids.size() == 2);
+  CHECK(result.first == 4);
 }

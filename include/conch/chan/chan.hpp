@@ -156,7 +156,7 @@ class chan {
   /// A channel with a fixed buffer of `capacity` values (0 = unbuffered).
   explicit chan(std::size_t capacity) : chan(buffer::fixed(capacity)) {}
   /// A channel with the given buffer policy.
-  explicit chan(buffer b) : c_(new detail::chan_core(&detail::elem_ops_for<T>, b.kind, b.capacity)) {
+  explicit chan(buffer b) : c_(detail::chan_core::create(&detail::elem_ops_for<T>, b.kind, b.capacity)) {
     CONCH_CHECK(b.kind == detail::buffer_kind::fixed || b.capacity > 0,
                 "dropping and sliding buffers need a capacity of at least 1");
   }
@@ -242,7 +242,7 @@ template <class T>
 chan<T> promise_chan() {
   static_assert(std::is_copy_constructible_v<T>, "promise_chan<T> needs a copyable T");
   return chan<T>(typename chan<T>::adopt{},
-                 new detail::chan_core(&detail::elem_ops_for<T>, detail::buffer_kind::promise, 1));
+                 detail::chan_core::create(&detail::elem_ops_for<T>, detail::buffer_kind::promise, 1));
 }
 
 namespace detail {

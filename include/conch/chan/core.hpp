@@ -107,15 +107,16 @@ enum class op_status : std::uint8_t {
 
 class chan_core {
  public:
-  chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity);
-  ~chan_core();
+  /// A new channel with one reference; the buffer lives in the same
+  /// allocation, right after the core.
+  static chan_core* create(const elem_ops* ops, buffer_kind kind, std::size_t capacity);
   chan_core(const chan_core&) = delete;
   chan_core& operator=(const chan_core&) = delete;
 
   void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() noexcept {
     // acq_rel: the last owner must see every other owner's writes before freeing.
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
   }
 
   /// Sends *v (moving from it only on ok), parking `w` if it must wait
@@ -139,6 +140,10 @@ class chan_core {
   mutable spin_mutex mu_;
 
  private:
+  chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity, unsigned char* storage);
+  ~chan_core();
+  static void destroy(chan_core* c) noexcept;
+  static std::size_t storage_offset(const elem_ops* ops) noexcept;
   void* at(std::size_t i) const noexcept;
   void move_val(void* dst, void* src) const noexcept {
     if (ops_->trivial)

@@ -42,11 +42,22 @@ inline root go_body_void(task<void> t, chan<unit> out) {
   out.close();
 }
 
-/// Owns f and its arguments in this coroutine's frame for as long as the task
-/// f returns is running (the task may refer to them, e.g. a lambda's captures).
+/// The go block of go(f, args...): f and its arguments are parameters, so
+/// they live in this root frame for as long as the task f returns runs (the
+/// task may refer to them, e.g. a lambda's captures).
 template <class R, class F, class... A>
-task<R> owning_invoke(F f, A... a) {
-  co_return co_await std::invoke(std::move(f), std::move(a)...);
+root go_invoke_body(chan<std::conditional_t<std::is_void_v<R>, unit, R>> out, F f, A... a) {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      co_await std::invoke(f, std::move(a)...);
+      out.try_send(unit{});
+    } else {
+      out.try_send(co_await std::invoke(f, std::move(a)...));
+    }
+  } catch (...) {
+    report_exception(std::current_exception());
+  }
+  out.close();
 }
 
 template <class Fn, class... Args>
@@ -79,11 +90,13 @@ inline chan<unit> go(task<void> t) {
 template <class F, class... A>
   requires(!detail::is_task<std::decay_t<F>>::value)
 auto go(F&& f, A&&... a) {
-  using task_t = detail::go_task_t<std::decay_t<F>, std::decay_t<A>...>;
+  using task_t = detail::go_task_t<std::decay_t<F>&, std::decay_t<A>...>;
   static_assert(detail::is_task<task_t>::value, "go(f, args...) needs f(args...) to return a conch::task");
   using R = typename task_t::value_type;
-  return go(detail::owning_invoke<R, std::decay_t<F>, std::decay_t<A>...>(
-      std::forward<F>(f), std::forward<A>(a)...));
+  chan<std::conditional_t<std::is_void_v<R>, unit, R>> out(1);
+  detail::spawn_here(detail::go_invoke_body<R, std::decay_t<F>, std::decay_t<A>...>(
+      out, std::forward<F>(f), std::forward<A>(a)...));
+  return out;
 }
 
 /// Runs the blocking callable `f` on the runtime's blocking pool and returns
