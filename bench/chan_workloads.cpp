@@ -12,14 +12,16 @@
 //
 // Each run does a warm-up of n/10 on the same runtime first, then the timed
 // run, and prints one line (STYLE.md B.8, plus impl and peak RSS):
-//   bench=A_pingpong impl=conch1 param=threads:1/n:1000000 value=312.4 unit=ns/op rss_kb=5120 cpu_ms=130
-// value is ns per operation (A: round trip, B-D: message, E: go block), or
-// for F the total wall time in ms. rss_kb is getrusage(RUSAGE_SELF).ru_maxrss
-// at exit, reported as is (it includes the runtime and the warm-up); cpu_ms is
-// the process's user+system CPU time (warm-up included), which shows whether
-// a second runtime thread did any work. Every
-// workload checks the sum of what it received and exits 1 on a mismatch.
+//   bench=A_pingpong impl=conch1 param=threads:1/n:1000000 value=56.9 unit=ns/op rss_kb=4244 cpu=56.1
+// value is wall-clock ns per operation (A: round trip, B-D: message, E: go
+// block), or for F the total wall time in ms. cpu is the process's CPU time
+// (all threads) over the same timed region, in the same unit: less disturbed
+// by a loaded machine for one-thread runs, and above value when a second
+// thread worked. rss_kb is getrusage(RUSAGE_SELF).ru_maxrss at exit, reported
+// as is (it includes the runtime and the warm-up). Every workload checks the
+// sum of what it received and exits 1 on a mismatch.
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -41,15 +43,32 @@ using i64 = std::int64_t;
 using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-double ns_since(clock_type::time_point t0) {
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
+// CPU time of all the process's threads so far, in ns.
+double process_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
-// User + system CPU time of the whole process (warm-up included), in ms.
-long cpu_ms(const rusage& ru) {
-  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
-         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
-}
+// One measurement of the timed region: wall time, and the process's CPU time
+// (every thread), which a loaded machine disturbs less for one-thread runs.
+struct sample {
+  double wall;
+  double cpu;
+};
+
+// Starts timing when constructed.
+struct stopwatch {
+  clock_type::time_point wall0 = clock_type::now();
+  double cpu0 = process_cpu_ns();
+  sample elapsed() const {
+    return {std::chrono::duration<double, std::nano>(clock_type::now() - wall0).count(),
+            process_cpu_ns() - cpu0};
+  }
+};
+
+sample per_op(sample s, i64 n) { return {s.wall / static_cast<double>(n), s.cpu / static_cast<double>(n)}; }
+sample in_ms(sample s) { return {s.wall / 1e6, s.cpu / 1e6}; }
 
 // Sum of from .. from+n-1.
 i64 range_sum(i64 from, i64 n) { return n * from + n * (n - 1) / 2; }
@@ -71,22 +90,22 @@ conch::task<void> echo(conch::chan<i64> in, conch::chan<i64> out) {
   out.close();
 }
 
-conch::task<double> pingpong(i64 n) {
+conch::task<sample> pingpong(i64 n) {
   conch::chan<i64> ping;
   conch::chan<i64> pong;
   conch::chan<conch::unit> done = conch::go(echo(ping, pong));
   i64 sum = 0;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   for (i64 i = 0; i < n; ++i) {
     co_await ping.send(i);
     std::optional<i64> v = co_await pong.recv();
     sum += *v;
   }
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   ping.close();
   co_await done.recv();
   expect_sum("A", sum, range_sum(0, n));
-  co_return ns / static_cast<double>(n);
+  co_return per_op(elapsed, n);
 }
 
 // ---- B, C: producers and consumers over one buffered channel ----
@@ -104,11 +123,11 @@ conch::task<i64> consume(conch::chan<i64> c) {
   co_return sum;
 }
 
-conch::task<double> producers_consumers(i64 n, int producers, int consumers, std::size_t capacity) {
+conch::task<sample> producers_consumers(i64 n, int producers, int consumers, std::size_t capacity) {
   conch::chan<i64> c(capacity);
   std::atomic<int> producers_left{producers};
   std::vector<conch::chan<i64>> sums;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   for (int k = 0; k < consumers; ++k) sums.push_back(conch::go(consume(c)));
   const i64 share = n / producers;
   for (int p = 0; p < producers; ++p) {
@@ -120,9 +139,9 @@ conch::task<double> producers_consumers(i64 n, int producers, int consumers, std
     std::optional<i64> v = co_await s.recv();
     sum += *v;
   }
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum(producers == 1 ? "B" : "C", sum, range_sum(0, n));
-  co_return ns / static_cast<double>(n);
+  co_return per_op(elapsed, n);
 }
 
 // ---- D: one consumer selecting over two buffered channels ----
@@ -152,20 +171,20 @@ conch::task<i64> select_consume(conch::chan<i64> a, conch::chan<i64> b) {
   co_return sum;
 }
 
-conch::task<double> select_two(i64 n) {
+conch::task<sample> select_two(i64 n) {
   conch::chan<i64> a(1024);
   conch::chan<i64> b(1024);
   std::atomic<int> left_a{1};
   std::atomic<int> left_b{1};
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   conch::chan<i64> total = conch::go(select_consume(a, b));
   const i64 half = n / 2;
   conch::go(produce(a, 0, half, &left_a));
   conch::go(produce(b, half, n - half, &left_b));
   std::optional<i64> sum = co_await total.recv();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum("D", *sum, range_sum(0, n));
-  co_return ns / static_cast<double>(n);
+  co_return per_op(elapsed, n);
 }
 
 // ---- E: spawn n go blocks that each send one value ----
@@ -181,15 +200,15 @@ conch::task<i64> collect(conch::chan<i64> c, i64 n) {
   co_return sum;
 }
 
-conch::task<double> spawn_many(i64 n) {
+conch::task<sample> spawn_many(i64 n) {
   conch::chan<i64> c(std::size_t{1} << 20);
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   conch::chan<i64> total = conch::go(collect(c, n));
   for (i64 i = 0; i < n; ++i) conch::go(send_one(c, i));  // result channel dropped
   std::optional<i64> sum = co_await total.recv();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum("E", *sum, range_sum(0, n));
-  co_return ns / static_cast<double>(n);
+  co_return per_op(elapsed, n);
 }
 
 // ---- F: n concurrent 1 ms timeouts ----
@@ -201,15 +220,15 @@ conch::task<void> wait_timeout(std::atomic<i64>* left, conch::chan<conch::unit> 
   if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) all_done.close();
 }
 
-conch::task<double> timeouts(i64 n) {
+conch::task<sample> timeouts(i64 n) {
   std::atomic<i64> left{n};
   conch::chan<conch::unit> all_done;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   for (i64 i = 0; i < n; ++i) conch::go(wait_timeout(&left, all_done));
   co_await all_done.recv();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum("F", left.load(), 0);
-  co_return ns / 1e6;  // total ms
+  co_return in_ms(elapsed);  // total ms
 }
 
 // ---- driver ----
@@ -227,7 +246,7 @@ constexpr workload workloads[] = {
     {'E', "E_spawn", 1'000'000, "ns/op"},     {'F', "F_timeouts", 100'000, "ms"},
 };
 
-conch::task<double> run_workload(char id, i64 n) {
+conch::task<sample> run_workload(char id, i64 n) {
   switch (id) {
     case 'A': return pingpong(n);
     case 'B': return producers_consumers(n, 1, 1, 1024);
@@ -257,7 +276,7 @@ int main(int argc, char** argv) {
   const i64 n = argc > 3 ? std::atoll(argv[3]) : w->default_n;
   if (n < 2) usage();
 
-  double value = 0;
+  sample value{};
   {
     conch::runtime rt({.threads = static_cast<unsigned>(threads)});
     rt.block_on(run_workload(w->id, std::max<i64>(n / 10, 2)));  // warm-up
@@ -265,8 +284,8 @@ int main(int argc, char** argv) {
   }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  std::printf("bench=%s impl=conch%d param=threads:%d/n:%lld value=%.1f unit=%s rss_kb=%ld cpu_ms=%ld\n",
-              w->name, threads, threads, static_cast<long long>(n), value, w->unit, ru.ru_maxrss,
-              cpu_ms(ru));
+  std::printf("bench=%s impl=conch%d param=threads:%d/n:%lld value=%.1f unit=%s rss_kb=%ld cpu=%.1f\n",
+              w->name, threads, threads, static_cast<long long>(n), value.wall, w->unit, ru.ru_maxrss,
+              value.cpu);
   return 0;
 }

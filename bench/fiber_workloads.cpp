@@ -22,8 +22,9 @@
 // F  n fibers, each this_fiber::sleep_for(1ms); launched with dispatch so each
 //    starts its sleep at once. The main fiber joins them all.
 //
-// Prints: bench=<name> impl=fiber param=threads:1/n:<n> value=<v> unit=<u> rss_kb=<peak> cpu_ms=<cpu>
+// Prints: bench=<name> impl=fiber param=threads:1/n:<n> value=<wall> unit=<u> rss_kb=<peak> cpu=<cpu>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <boost/fiber/all.hpp>
@@ -42,15 +43,32 @@ using clock_type = std::chrono::steady_clock;
 namespace fibers = boost::fibers;
 using status = fibers::channel_op_status;
 
-double ns_since(clock_type::time_point t0) {
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
+// CPU time of all the process's threads so far, in ns.
+double process_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
-// User + system CPU time of the whole process (warm-up included), in ms.
-long cpu_ms(const rusage& ru) {
-  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
-         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
-}
+// One measurement of the timed region: wall time, and the process's CPU time
+// (every thread), which a loaded machine disturbs less for one-thread runs.
+struct sample {
+  double wall;
+  double cpu;
+};
+
+// Starts timing when constructed.
+struct stopwatch {
+  clock_type::time_point wall0 = clock_type::now();
+  double cpu0 = process_cpu_ns();
+  sample elapsed() const {
+    return {std::chrono::duration<double, std::nano>(clock_type::now() - wall0).count(),
+            process_cpu_ns() - cpu0};
+  }
+};
+
+sample per_op(sample s, i64 n) { return {s.wall / static_cast<double>(n), s.cpu / static_cast<double>(n)}; }
+sample in_ms(sample s) { return {s.wall / 1e6, s.cpu / 1e6}; }
 
 // Sum of from .. from+n-1.
 i64 range_sum(i64 from, i64 n) { return n * from + n * (n - 1) / 2; }
@@ -65,7 +83,7 @@ void expect_sum(const char* what, i64 got, i64 want) {
 
 // ---- A ----
 
-double pingpong(i64 n) {
+sample pingpong(i64 n) {
   fibers::unbuffered_channel<i64> ping;
   fibers::unbuffered_channel<i64> pong;
   fibers::fiber echo([&] {
@@ -75,28 +93,28 @@ double pingpong(i64 n) {
     pong.close();
   });
   i64 sum = 0;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   for (i64 i = 0; i < n; ++i) {
     ping.push(i);
     i64 v = 0;
     pong.pop(v);
     sum += v;
   }
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   ping.close();
   echo.join();
   expect_sum("A", sum, range_sum(0, n));
-  return ns / static_cast<double>(n);
+  return per_op(elapsed, n);
 }
 
 // ---- B, C ----
 
-double producers_consumers(i64 n, int producers, int consumers, std::size_t capacity) {
+sample producers_consumers(i64 n, int producers, int consumers, std::size_t capacity) {
   fibers::buffered_channel<i64> c(capacity);
   int producers_left = producers;  // one thread: no atomics needed
   std::vector<i64> sums(static_cast<std::size_t>(consumers), 0);
   std::vector<fibers::fiber> fs;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   for (int k = 0; k < consumers; ++k)
     fs.emplace_back([&c, &sums, k] {
       i64 s = 0;
@@ -114,21 +132,21 @@ double producers_consumers(i64 n, int producers, int consumers, std::size_t capa
     });
   }
   for (fibers::fiber& f : fs) f.join();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   i64 sum = 0;
   for (i64 s : sums) sum += s;
   expect_sum(producers == 1 ? "B" : "C", sum, range_sum(0, n));
-  return ns / static_cast<double>(n);
+  return per_op(elapsed, n);
 }
 
 // ---- D (polling emulation of select) ----
 
-double select_two(i64 n) {
+sample select_two(i64 n) {
   fibers::buffered_channel<i64> a(1024);
   fibers::buffered_channel<i64> b(1024);
   const i64 half = n / 2;
   i64 sum = 0;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   fibers::fiber consumer([&] {
     std::minstd_rand rng(12345);
     bool a_open = true;
@@ -171,17 +189,17 @@ double select_two(i64 n) {
   pa.join();
   pb.join();
   consumer.join();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum("D", sum, range_sum(0, n));
-  return ns / static_cast<double>(n);
+  return per_op(elapsed, n);
 }
 
 // ---- E ----
 
-double spawn_many(i64 n) {
+sample spawn_many(i64 n) {
   fibers::buffered_channel<i64> c(std::size_t{1} << 20);
   i64 sum = 0;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   fibers::fiber collector([&] {
     for (i64 i = 0; i < n; ++i) {
       i64 v = 0;
@@ -191,27 +209,27 @@ double spawn_many(i64 n) {
   });
   for (i64 i = 0; i < n; ++i) fibers::fiber(fibers::launch::dispatch, [&c, i] { c.push(i); }).detach();
   collector.join();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum("E", sum, range_sum(0, n));
-  return ns / static_cast<double>(n);
+  return per_op(elapsed, n);
 }
 
 // ---- F ----
 
-double timeouts(i64 n) {
+sample timeouts(i64 n) {
   std::vector<fibers::fiber> fs;
   fs.reserve(static_cast<std::size_t>(n));
   i64 fired = 0;
-  const auto t0 = clock_type::now();
+  const stopwatch watch;
   for (i64 i = 0; i < n; ++i)
     fs.emplace_back(fibers::launch::dispatch, [&fired] {
       boost::this_fiber::sleep_for(std::chrono::milliseconds(1));
       ++fired;
     });
   for (fibers::fiber& f : fs) f.join();
-  const double ns = ns_since(t0);
+  const sample elapsed = watch.elapsed();
   expect_sum("F", fired, n);
-  return ns / 1e6;  // total ms
+  return in_ms(elapsed);  // total ms
 }
 
 struct workload {
@@ -227,7 +245,7 @@ constexpr workload workloads[] = {
     {'E', "E_spawn", 1'000'000, "ns/op"},     {'F', "F_timeouts", 100'000, "ms"},
 };
 
-double run_workload(char id, i64 n) {
+sample run_workload(char id, i64 n) {
   switch (id) {
     case 'A': return pingpong(n);
     case 'B': return producers_consumers(n, 1, 1, 1024);
@@ -255,11 +273,10 @@ int main(int argc, char** argv) {
   if (n < 2) usage();
 
   run_workload(w->id, std::max<i64>(n / 10, 2));  // warm-up
-  const double value = run_workload(w->id, n);
+  const sample value = run_workload(w->id, n);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  std::printf("bench=%s impl=fiber param=threads:1/n:%lld value=%.1f unit=%s rss_kb=%ld cpu_ms=%ld\n",
-              w->name, static_cast<long long>(n), value, w->unit, ru.ru_maxrss,
-              cpu_ms(ru));
+  std::printf("bench=%s impl=fiber param=threads:1/n:%lld value=%.1f unit=%s rss_kb=%ld cpu=%.1f\n",
+              w->name, static_cast<long long>(n), value.wall, w->unit, ru.ru_maxrss, value.cpu);
   return 0;
 }

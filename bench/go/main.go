@@ -8,7 +8,8 @@
 //
 //	GO111MODULE=off GOCACHE=<build>/go-cache go build -o <build>/conch_bench_go bench/go/main.go
 //
-// Prints: bench=<name> impl=go<p> param=threads:<p>/n:<n> value=<v> unit=<u> rss_kb=<peak> cpu_ms=<user+sys>
+// Prints: bench=<name> impl=go<p> param=threads:<p>/n:<n> value=<wall> unit=<u> rss_kb=<peak> cpu=<cpu>
+// (cpu: the process's CPU time over the timed region, in the unit of value).
 package main
 
 import (
@@ -19,7 +20,33 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
+
+// processCPUNs is the CPU time of all the process's threads, in ns
+// (clock_gettime(CLOCK_PROCESS_CPUTIME_ID), as the C++ programs measure it).
+func processCPUNs() float64 {
+	var ts syscall.Timespec
+	const clockProcessCPUTimeID = 2
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockProcessCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0)
+	return float64(ts.Sec)*1e9 + float64(ts.Nsec)
+}
+
+// sample is one measurement of the timed region: wall and process CPU time.
+type sample struct{ wall, cpu float64 }
+
+type stopwatch struct {
+	wall0 time.Time
+	cpu0  float64
+}
+
+func startWatch() stopwatch { return stopwatch{time.Now(), processCPUNs()} }
+
+func (w stopwatch) elapsed() sample {
+	return sample{float64(time.Since(w.wall0).Nanoseconds()), processCPUNs() - w.cpu0}
+}
+
+func perOp(s sample, n int64) sample { return sample{s.wall / float64(n), s.cpu / float64(n)} }
 
 func rangeSum(from, n int64) int64 { return n*from + n*(n-1)/2 }
 
@@ -31,7 +58,7 @@ func expectSum(what string, got, want int64) {
 }
 
 // A: ping-pong over two unbuffered channels.
-func pingpong(n int64) float64 {
+func pingpong(n int64) sample {
 	ping := make(chan int64)
 	pong := make(chan int64)
 	done := make(chan struct{})
@@ -42,24 +69,24 @@ func pingpong(n int64) float64 {
 		close(done)
 	}()
 	var sum int64
-	t0 := time.Now()
+	watch := startWatch()
 	for i := int64(0); i < n; i++ {
 		ping <- i
 		sum += <-pong
 	}
-	ns := float64(time.Since(t0).Nanoseconds())
+	elapsed := watch.elapsed()
 	close(ping)
 	<-done
 	expectSum("A", sum, rangeSum(0, n))
-	return ns / float64(n)
+	return perOp(elapsed, n)
 }
 
 // B, C: producers and consumers over one buffered channel.
-func producersConsumers(n int64, producers, consumers, capacity int) float64 {
+func producersConsumers(n int64, producers, consumers, capacity int) sample {
 	c := make(chan int64, capacity)
 	sums := make(chan int64, consumers)
 	var wg sync.WaitGroup
-	t0 := time.Now()
+	watch := startWatch()
 	for k := 0; k < consumers; k++ {
 		go func() {
 			var s int64
@@ -89,22 +116,22 @@ func producersConsumers(n int64, producers, consumers, capacity int) float64 {
 	for k := 0; k < consumers; k++ {
 		sum += <-sums
 	}
-	ns := float64(time.Since(t0).Nanoseconds())
+	elapsed := watch.elapsed()
 	what := "C"
 	if producers == 1 {
 		what = "B"
 	}
 	expectSum(what, sum, rangeSum(0, n))
-	return ns / float64(n)
+	return perOp(elapsed, n)
 }
 
 // D: one consumer selecting over two buffered channels.
-func selectTwo(n int64) float64 {
+func selectTwo(n int64) sample {
 	a := make(chan int64, 1024)
 	b := make(chan int64, 1024)
 	half := n / 2
 	total := make(chan int64)
-	t0 := time.Now()
+	watch := startWatch()
 	go func() {
 		var sum int64
 		ra, rb := a, b
@@ -139,16 +166,16 @@ func selectTwo(n int64) float64 {
 		close(b)
 	}()
 	sum := <-total
-	ns := float64(time.Since(t0).Nanoseconds())
+	elapsed := watch.elapsed()
 	expectSum("D", sum, rangeSum(0, n))
-	return ns / float64(n)
+	return perOp(elapsed, n)
 }
 
 // E: spawn n goroutines that each send one value; a collector drains.
-func spawnMany(n int64) float64 {
+func spawnMany(n int64) sample {
 	c := make(chan int64, 1<<20)
 	total := make(chan int64)
-	t0 := time.Now()
+	watch := startWatch()
 	go func() {
 		var sum int64
 		for i := int64(0); i < n; i++ {
@@ -160,16 +187,16 @@ func spawnMany(n int64) float64 {
 		go func(v int64) { c <- v }(i)
 	}
 	sum := <-total
-	ns := float64(time.Since(t0).Nanoseconds())
+	elapsed := watch.elapsed()
 	expectSum("E", sum, rangeSum(0, n))
-	return ns / float64(n)
+	return perOp(elapsed, n)
 }
 
 // F: n concurrent 1 ms timeouts.
-func timeouts(n int64) float64 {
+func timeouts(n int64) sample {
 	var wg sync.WaitGroup
 	wg.Add(int(n))
-	t0 := time.Now()
+	watch := startWatch()
 	for i := int64(0); i < n; i++ {
 		go func() {
 			<-time.After(time.Millisecond)
@@ -177,20 +204,21 @@ func timeouts(n int64) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(time.Since(t0).Nanoseconds()) / 1e6 // total ms
+	elapsed := watch.elapsed()
+	return sample{elapsed.wall / 1e6, elapsed.cpu / 1e6} // total ms
 }
 
 type workload struct {
 	name     string
 	defaultN int64
 	unit     string
-	run      func(int64) float64
+	run      func(int64) sample
 }
 
 var workloads = map[string]workload{
 	"A": {"A_pingpong", 1000000, "ns/op", pingpong},
-	"B": {"B_spsc", 10000000, "ns/op", func(n int64) float64 { return producersConsumers(n, 1, 1, 1024) }},
-	"C": {"C_mpmc", 10000000, "ns/op", func(n int64) float64 { return producersConsumers(n, 4, 4, 1024) }},
+	"B": {"B_spsc", 10000000, "ns/op", func(n int64) sample { return producersConsumers(n, 1, 1, 1024) }},
+	"C": {"C_mpmc", 10000000, "ns/op", func(n int64) sample { return producersConsumers(n, 4, 4, 1024) }},
 	"D": {"D_select", 5000000, "ns/op", selectTwo},
 	"E": {"E_spawn", 1000000, "ns/op", spawnMany},
 	"F": {"F_timeouts", 100000, "ms", timeouts},
@@ -226,7 +254,6 @@ func main() {
 	value := w.run(n)
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cpuMs := (ru.Utime.Nano() + ru.Stime.Nano()) / 1000000
-	fmt.Printf("bench=%s impl=go%d param=threads:%d/n:%d value=%.1f unit=%s rss_kb=%d cpu_ms=%d\n",
-		w.name, procs, procs, n, value, w.unit, ru.Maxrss, cpuMs)
+	fmt.Printf("bench=%s impl=go%d param=threads:%d/n:%d value=%.1f unit=%s rss_kb=%d cpu=%.1f\n",
+		w.name, procs, procs, n, value.wall, w.unit, ru.Maxrss, value.cpu)
 }
