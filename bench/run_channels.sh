@@ -23,6 +23,13 @@
 # 2, ...), so drifting machine load spreads over all implementations instead of
 # landing on one. The machine's load average is printed before and after:
 # on a shared machine, read the spreads before the medians.
+#
+# Profiling one workload (a small n is enough):
+#   perf record -e cpu-clock --call-graph dwarf,16384 <build>/bench/conch_bench_channels B 1 5000000
+#   perf report --children --sort symbol     (no hardware counters on this VM: use cpu-clock)
+# valgrind 3.19 (callgrind included) hangs at runtime start-up: it runs
+# io_uring_enter as a non-blocking syscall, so a loop thread waiting in it
+# keeps valgrind's big lock and no other thread runs (liburing issue #657).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
