@@ -192,3 +192,8 @@ END {
 echo
 echo "notes: Boost.Fiber runs on 1 thread (round_robin, default stacks); its D is a polling"
 echo "emulation (try_pop both + yield), since Boost.Fiber has no select. go1/go2 = GOMAXPROCS."
+failed=$(grep -c ' FAIL ' "$RESULTS" || true)
+if ((failed > 0)); then
+  echo "run_channels: $failed measurement(s) failed; see $RESULTS.stderr" >&2
+  exit 1
+fi
