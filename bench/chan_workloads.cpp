@@ -35,7 +35,8 @@
 #include <variant>
 #include <vector>
 
-#include "conch/conch.hpp"
+#include "conch/chan.hpp"
+#include "conch/core.hpp"
 
 namespace {
 
