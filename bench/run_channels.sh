@@ -18,6 +18,8 @@
 #   TIMEOUT=120                seconds per process; a hang is killed and counted as FAIL
 #   RESULTS=<BUILD_DIR>/bench/channels-results.txt   raw result lines (overwritten)
 #   NO_BUILD=1                 use the binaries already built
+#   REV=<label>                what the table header names as the measured source
+#                              (default: git HEAD, flagged if include/ src/ channels/ differ)
 #
 # Runs are interleaved (run 1 of every workload and implementation, then run
 # 2, ...), so drifting machine load spreads over all implementations instead of
@@ -107,7 +109,11 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- table ----
 
-echo "conch channel benchmarks (issue 2): $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ)"
+rev=${REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")}
+if [[ -z ${REV:-} ]] && ! git -C "$ROOT" diff --quiet HEAD -- include src channels 2>/dev/null; then
+  rev="$rev+uncommitted changes in include/ src/ channels/"
+fi
+echo "conch channel benchmarks (issue 2): $rev, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "load average before: $load_before   after: $load_after   (wall ${elapsed}s, RUNS=$RUNS)"
 echo "raw lines: $RESULTS"
