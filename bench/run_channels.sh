@@ -54,7 +54,8 @@ if [[ -z ${NO_BUILD:-} ]]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >&2
   fi
   targets=(conch_bench_channels)
-  if cmake --build "$BUILD" --target help 2>/dev/null | grep -q 'conch_bench_fiber'; then
+  # grep without -q reads to the end: with -q, cmake could die of SIGPIPE and pipefail say "no".
+  if cmake --build "$BUILD" --target help 2>/dev/null | grep 'conch_bench_fiber' >/dev/null; then
     targets+=(conch_bench_fiber)
   fi
   cmake --build "$BUILD" -j"${JOBS:-2}" --target "${targets[@]}" >&2
