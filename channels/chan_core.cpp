@@ -35,7 +35,7 @@ void resumer::wake() const noexcept {
     p->woken = true;
     p->cv.notify_one();
   } else {
-    schedule(home, h);
+    schedule(home, std::coroutine_handle<>::from_address(frame));
   }
 }
 
@@ -128,29 +128,23 @@ chan_core::~chan_core() {
 
 // ---- the buffer ring ----
 
-void* chan_core::at(std::size_t i) const noexcept {
-  std::size_t idx = head_ + i;
-  if (idx >= cap_) idx -= cap_;
-  return storage_ + idx * ops_->size;
-}
-
 void chan_core::push_back(void* src) noexcept {
   move_val(at(count_), src);
-  ++count_;
+  set_count(count_ + 1);
 }
 
 void chan_core::pop_front(void* dst) noexcept {
   void* p = at(0);
   move_val(dst, p);
-  ops_->destroy(p);
+  destroy_val(p);
   if (++head_ == cap_) head_ = 0;
-  --count_;
+  set_count(count_ - 1);
 }
 
 void chan_core::drop_front() noexcept {
-  ops_->destroy(at(0));
+  destroy_val(at(0));
   if (++head_ == cap_) head_ = 0;
-  --count_;
+  set_count(count_ - 1);
 }
 
 std::size_t chan_core::size() const noexcept {
@@ -273,7 +267,7 @@ op_status park_thread(chan_core* c, void* slot, bool is_send) noexcept {
     p.woken = false;
   }
   waiter w;
-  w.r.parker = &p;
+  w.init_single({nullptr, nullptr, &p});
   op_status s = is_send ? c->send(slot, &w) : c->recv(slot, &w);
   if (s != op_status::blocked) return s;
   std::unique_lock lk(p.mu);

@@ -12,22 +12,29 @@
 //     waiter lingers in a queue (core.async's ASYNC-234 kept them until the
 //     slowest channel fired).
 #include <algorithm>
-#include <random>
+#include <mutex>
 
 #include "conch/chan/core.hpp"
 
 namespace conch::detail {
 
+namespace {
+// Constant-initialised (no TLS guard on every call); seeded on first use.
+thread_local std::uint32_t tl_rng = 0;
+}  // namespace
+
 std::uint32_t fast_random(std::uint32_t n) noexcept {
-  // xorshift32, seeded per thread from its address and the clock.
-  thread_local std::uint32_t s = [] {
-    std::uint32_t seed = static_cast<std::uint32_t>(now_ns()) ^
-                         static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&s));
-    return seed == 0 ? 0x2545F491u : seed;
-  }();
+  // xorshift32, seeded per thread from the clock and the thread's address.
+  std::uint32_t s = tl_rng;
+  if (s == 0) {
+    s = static_cast<std::uint32_t>(now_ns()) ^
+        static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&tl_rng));
+    if (s == 0) s = 0x2545F491u;
+  }
   s ^= s << 13;
   s ^= s >> 17;
   s ^= s << 5;
+  tl_rng = s;
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(s) * n) >> 32);
 }
 
@@ -52,15 +59,40 @@ int select_start(select_op* ops, waiter* waiters, std::size_t n, bool in_order,
   auto* chans = static_cast<chan_core**>(scratch);
   auto* order = reinterpret_cast<std::uint32_t*>(chans + n);
 
-  // The poll order: identity, or a Fisher-Yates shuffle.
+  // The poll order: identity, or a Fisher-Yates shuffle (one draw for n = 2).
   for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
   if (!in_order)
     for (std::uint32_t i = static_cast<std::uint32_t>(n) - 1; i > 0; --i)
       std::swap(order[i], order[fast_random(i + 1)]);
 
-  // The lock order: distinct channels by address.
-  for (std::size_t i = 0; i < n; ++i) chans[i] = ops[i].c;
-  std::sort(chans, chans + n);
+
+  // Fast path: the first case that looks ready (a lock-free peek) is tried
+  // under its own lock alone. Committing on one channel under its lock is
+  // atomic by itself, so this is the same select, minus locking the others.
+  // In order, only the first case may take this path (priority must see
+  // every earlier case, and the peek cannot see parked senders or close).
+  for (std::size_t k = 0; k < (in_order ? 1 : n); ++k) {
+    select_op& op = ops[order[k]];
+    if (!(op.is_send ? op.c->send_hint() : op.c->recv_hint())) continue;
+    op_status s;
+    {
+      std::lock_guard lk(op.c->mu_);
+      s = op.is_send ? op.c->send_locked(op.slot) : op.c->recv_locked(op.slot);
+    }
+    if (s != op_status::blocked) {
+      *ok = s == op_status::ok;
+      return static_cast<int>(order[k]);
+    }
+    break;  // raced with another thread: take the slow path
+  }
+
+  // The lock order: distinct channels by address (insertion sort: n is small).
+  for (std::size_t i = 0; i < n; ++i) {
+    chan_core* c = ops[i].c;
+    std::size_t j = i;
+    for (; j > 0 && chans[j - 1] > c; --j) chans[j] = chans[j - 1];
+    chans[j] = c;
+  }
   lock_set locks{chans, static_cast<std::size_t>(std::unique(chans, chans + n) - chans)};
 
   locks.lock();

@@ -61,8 +61,7 @@ class [[nodiscard]] send_awaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     check_on_runtime();
-    w_.r.home = current_loop();
-    w_.r.h = h;
+    w_.init_single({current_loop(), h.address(), nullptr});
     op_status s = c_->send(&v_, &w_);
     if (s == op_status::blocked) {
       parked_ = true;
@@ -104,8 +103,7 @@ class [[nodiscard]] recv_awaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     check_on_runtime();
-    w_.r.home = current_loop();
-    w_.r.h = h;
+    w_.init_single({current_loop(), h.address(), nullptr});
     op_status s = c_->recv(slot_.raw(), &w_);
     if (s == op_status::blocked) {
       parked_ = true;

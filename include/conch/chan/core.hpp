@@ -63,9 +63,9 @@ struct thread_parker;
 
 /// How a parked operation gets going again.
 struct resumer {
-  loop* home = nullptr;                 // coroutine: the loop it parked on
-  std::coroutine_handle<> h;            // coroutine to resume
-  thread_parker* parker = nullptr;      // or: a plain thread to unblock
+  loop* home;              // coroutine: the loop it parked on
+  void* frame;             // coroutine to resume (coroutine_handle address; trivial type)
+  thread_parker* parker;   // or: a plain thread to unblock (then home/frame unused)
   void wake() const noexcept;
 };
 
@@ -73,22 +73,34 @@ struct resumer {
 struct select_state {
   std::atomic<std::uint32_t> done{0};
   std::uint32_t fired = ~0u;  // the committed case; written by the claimer under its lock
-  resumer r;
+  resumer r{};
 };
 
 /// A parked send or receive: an intrusive node in a channel's queue, living
 /// in the parked coroutine's frame (or the blocked thread's stack).
+///
+/// Trivially constructible on purpose (a select holds one per case and most
+/// selects never park): whoever parks it sets every field it needs —
+/// `r`/`sel` by the awaiter (or select engine), `slot`/`is_send` and the
+/// links by the channel — and `ok` is written before the waiter completes.
 struct waiter {
-  waiter* prev = nullptr;
-  waiter* next = nullptr;
-  void* slot = nullptr;           // send: the T to take; recv: raw storage for a T
-  select_state* sel = nullptr;    // non-null when part of a select
-  std::uint32_t case_index = 0;
-  bool linked = false;
-  bool is_send = false;           // which queue it parks in
-  bool ok = false;                // outcome: true = value moved; false = closed
+  waiter* prev;
+  waiter* next;
+  void* slot;                     // send: the T to take; recv: raw storage for a T
+  select_state* sel;              // non-null when part of a select
+  std::uint32_t case_index;
+  bool linked;                    // in a queue now (set by push, cleared by unlink)
+  bool is_send;                   // which queue it parks in
+  bool ok;                        // outcome: true = value moved; false = closed
   resumer r;                      // single operations (select uses sel->r)
+
+  /// Prepares a single (non-select) operation resumed by `r`.
+  void init_single(resumer how) noexcept {
+    sel = nullptr;
+    r = how;
+  }
 };
+static_assert(std::is_trivially_default_constructible_v<waiter>);
 
 struct waiter_queue {
   waiter* head = nullptr;
@@ -131,7 +143,16 @@ class chan_core {
   bool closed() const noexcept { return closed_flag_.load(std::memory_order_acquire); }
   std::size_t size() const noexcept;
 
-  // ---- for the select engine: call with mu_ held ----
+  // ---- for the select engine ----
+  /// Without the lock: does a receive look likely to complete now (a value
+  /// is buffered)? Only a hint; the caller re-checks under mu_.
+  bool recv_hint() const noexcept { return count_hint_.load(std::memory_order_relaxed) != 0; }
+  /// Without the lock: does a send look likely to complete now?
+  bool send_hint() const noexcept {
+    return kind_ != buffer_kind::fixed ||
+           count_hint_.load(std::memory_order_relaxed) < cap_;
+  }
+  // Call with mu_ held:
   op_status send_locked(void* v) noexcept;
   op_status recv_locked(void* out) noexcept;
   void park_send_locked(waiter* w) noexcept { sendq_.push(w); }
@@ -144,12 +165,31 @@ class chan_core {
   ~chan_core();
   static void destroy(chan_core* c) noexcept;
   static std::size_t storage_offset(const elem_ops* ops) noexcept;
-  void* at(std::size_t i) const noexcept;
+  void* at(std::size_t i) const noexcept {
+    std::size_t idx = head_ + i;
+    if (idx >= cap_) idx -= cap_;
+    return storage_ + idx * ops_->size;
+  }
+  // Moves of small trivially copyable values are plain loads and stores, not
+  // a call through the ops table or a variable-size memcpy.
   void move_val(void* dst, void* src) const noexcept {
-    if (ops_->trivial)
-      std::memcpy(dst, src, ops_->size);
-    else
-      ops_->move(dst, src);
+    if (ops_->trivial) {
+      switch (ops_->size) {
+        case 8: std::memcpy(dst, src, 8); return;
+        case 4: std::memcpy(dst, src, 4); return;
+        case 16: std::memcpy(dst, src, 16); return;
+        case 1: std::memcpy(dst, src, 1); return;
+        default: std::memcpy(dst, src, ops_->size); return;
+      }
+    }
+    ops_->move(dst, src);
+  }
+  void destroy_val(void* p) const noexcept {
+    if (!ops_->trivial) ops_->destroy(p);
+  }
+  void set_count(std::size_t n) noexcept {
+    count_ = n;
+    count_hint_.store(n, std::memory_order_relaxed);  // a hint for select's lock-free peek
   }
   void push_back(void* src) noexcept;
   void pop_front(void* dst) noexcept;
@@ -165,7 +205,8 @@ class chan_core {
   std::atomic<std::uint32_t> refs_{1};
   std::size_t cap_;
   std::size_t head_ = 0;
-  std::size_t count_ = 0;
+  std::size_t count_ = 0;                      // values buffered (mu_)
+  std::atomic<std::size_t> count_hint_{0};     // count_, readable without mu_
   unsigned char* storage_ = nullptr;
   waiter_queue sendq_;
   waiter_queue recvq_;

@@ -101,8 +101,7 @@ class [[nodiscard]] select_awaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     check_on_runtime();
-    st_.r.home = current_loop();
-    st_.r.h = h;
+    st_.r = {current_loop(), h.address(), nullptr};
     fired_ = start(&st_);
     if (fired_ >= 0) return false;
     parked_ = true;
@@ -215,8 +214,7 @@ class [[nodiscard]] select_span_awaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     check_on_runtime();
-    st_.r.home = current_loop();
-    st_.r.h = h;
+    st_.r = {current_loop(), h.address(), nullptr};
     fired_ = select_start(ops(), ws(), n_, InOrder, &st_, &ok_, scratch());
     if (fired_ >= 0) return false;
     parked_ = true;
