@@ -82,13 +82,15 @@ task<void> mult_loop(std::shared_ptr<mult_state<T>> s) {
       for (auto& e : s->taps) pending.push_back(e.ch);
     }
     // Fast path: taps with room take their copy at once. `copy` holds the
-    // value being offered; a send moves from it only when it commits.
-    std::optional<T> copy(std::in_place, *v);
+    // value being offered (made only when needed); a send moves from it only
+    // when it commits.
+    std::optional<T> copy;
     std::size_t keep = 0;
     for (std::size_t i = 0; i < pending.size(); ++i) {
+      if (!copy) copy.emplace(*v);
       switch (get_core(pending[i])->send(&*copy, nullptr)) {
         case op_status::ok:
-          copy.emplace(*v);
+          copy.reset();
           break;
         case op_status::closed:
           s->remove(pending[i], false);
@@ -102,6 +104,7 @@ task<void> mult_loop(std::shared_ptr<mult_state<T>> s) {
     // Slow path: park on every tap still waiting (and on tap-set changes)
     // until each has taken its copy, closed, or been untapped.
     while (!pending.empty()) {
+      if (!copy) copy.emplace(*v);
       sel.clear();
       for (auto& p : pending) sel.add_send(p, &*copy);
       sel.add_recv(s->changed, &nudge);
@@ -111,7 +114,7 @@ task<void> mult_loop(std::shared_ptr<mult_state<T>> s) {
         continue;
       }
       if (o.ok)
-        copy.emplace(*v);
+        copy.reset();
       else
         s->remove(pending[o.index], false);  // closed: core.async removes it from the mult
       pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(o.index));
