@@ -87,8 +87,7 @@ class dynamic_select {
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       check_on_runtime();
       s_.prepare();
-      s_.st_.r.home = current_loop();
-      s_.st_.r.h = h;
+      s_.st_.r = {current_loop(), h.address(), nullptr};
       fired_ = select_start(s_.ops_.data(), s_.ws_.data(), s_.ops_.size(), in_order_, &s_.st_,
                             &ok_, s_.scratch_.data());
       if (fired_ >= 0) return false;
