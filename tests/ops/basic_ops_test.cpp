@@ -295,7 +295,7 @@ TEST_CASE("to_chan holds the whole collection and closes", "[ops][to_chan]") {
   }());
 }
 
-TEST_CASE("reduce folds until the channel closes; init without calling f if empty",
+TEST_CASE("reduce folds until the channel closes, init without calling f if empty",
           "[ops][reduce]") {
   run2([]() -> task<void> {
     int sum = co_await conch::reduce(std::plus<>{}, 0, conch::to_chan(iota(101)));

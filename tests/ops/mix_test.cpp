@@ -46,7 +46,7 @@ task<bool> drained_by_mix(chan<int> ch) {
 
 }  // namespace
 
-TEST_CASE("mix merges its inputs into out; unmix stops reading an input", "[ops][mix]") {
+TEST_CASE("mix merges its inputs into out, unmix stops reading an input", "[ops][mix]") {
   run2([]() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};
@@ -71,7 +71,7 @@ TEST_CASE("mix merges its inputs into out; unmix stops reading an input", "[ops]
   }());
 }
 
-TEST_CASE("mute consumes and drops; pause leaves values in the input", "[ops][mix][toggle]") {
+TEST_CASE("mute consumes and drops, pause leaves values in the input", "[ops][mix][toggle]") {
   run2([]() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};
@@ -156,7 +156,7 @@ TEST_CASE("solo (solo_mode pause): inputs that are not soloed are not read", "[o
   }());
 }
 
-TEST_CASE("a closed input is removed; the mix ends when out is closed", "[ops][mix][close]") {
+TEST_CASE("a closed input is removed, the mix ends when out is closed", "[ops][mix][close]") {
   run2([]() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};

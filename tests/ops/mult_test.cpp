@@ -127,7 +127,7 @@ TEST_CASE("a slow tap slows the mult (backpressure)", "[ops][mult][backpressure]
   }());
 }
 
-TEST_CASE("a mult with no taps drops values; a closed tap is removed", "[ops][mult][close]") {
+TEST_CASE("a mult with no taps drops values, a closed tap is removed", "[ops][mult][close]") {
   run2([]() -> task<void> {
     chan<int> src;
     conch::mult m{src};

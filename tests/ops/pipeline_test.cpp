@@ -134,7 +134,7 @@ TEST_CASE("a throwing pipeline transform drops that value only and is reported",
   CHECK(reported == 4);
 }
 
-TEST_CASE("pipeline with close=false leaves `to` open; the returned channel says when it is done",
+TEST_CASE("pipeline with close=false leaves `to` open, the returned channel says when it is done",
           "[ops][pipeline][close]") {
   run2([]() -> task<void> {
     chan<int> out(32);
