@@ -1,0 +1,208 @@
+-- tests/lua/chan_test.lua
+-- Channel kinds, close semantics, try operations and the values that travel.
+local conch = require "conch"
+local T = require "check"
+
+-- ---- kinds ----
+
+T.test("an unbuffered channel hands a value from a go block to the main thread", function()
+  local ch = conch.chan()
+  conch.go(function() T.eq(ch:send("hi"), true, "send") end)
+  T.eq(ch:recv(), "hi")
+end)
+
+T.test("an unbuffered channel never buffers: try_send without a receiver fails", function()
+  local ch = conch.chan()
+  T.eq(ch:try_send(1), false)
+  T.eq(ch:try_recv(), nil)
+  T.eq(ch:size(), 0)
+end)
+
+T.test("a fixed buffer holds n values; the next try_send fails", function()
+  local ch = conch.chan(3)
+  for i = 1, 3 do T.eq(ch:try_send(i), true, "try_send " .. i) end
+  T.eq(ch:try_send(4), false, "full")
+  T.eq(ch:size(), 3)
+  for i = 1, 3 do T.eq(ch:recv(), i) end
+end)
+
+T.test("a send on a full fixed buffer parks until a receiver makes room", function()
+  local ch = conch.chan(1)
+  ch:send(1)
+  local done = conch.go(function() return ch:send(2) end)  -- parks
+  T.eq(ch:recv(), 1)
+  T.eq(done:recv(), true, "parked send completed")
+  T.eq(ch:recv(), 2)
+end)
+
+T.test("conch.chan{fixed=n} is a fixed buffer", function()
+  local ch = conch.chan { fixed = 2 }
+  T.eq(ch:try_send(1), true)
+  T.eq(ch:try_send(2), true)
+  T.eq(ch:try_send(3), false)
+end)
+
+T.test("a dropping buffer keeps the oldest values; sends never park", function()
+  local ch = conch.chan { dropping = 2 }
+  for i = 1, 5 do T.eq(ch:send(i), true, "send " .. i) end
+  T.eq(ch:size(), 2)
+  T.eq(ch:recv(), 1)
+  T.eq(ch:recv(), 2)
+  T.eq(ch:try_recv(), nil)
+end)
+
+T.test("a sliding buffer keeps the newest values; sends never park", function()
+  local ch = conch.chan { sliding = 2 }
+  for i = 1, 5 do T.eq(ch:send(i), true, "send " .. i) end
+  T.eq(ch:recv(), 4)
+  T.eq(ch:recv(), 5)
+  T.eq(ch:try_recv(), nil)
+end)
+
+T.test("a promise channel: the first value sticks for every receiver", function()
+  local p = conch.promise()
+  local waiters = {}
+  for i = 1, 3 do waiters[i] = conch.go(function() return p:recv() end) end
+  T.eq(p:send("first"), true)
+  T.eq(p:send("second"), true, "later sends succeed")
+  for i = 1, 3 do T.eq(waiters[i]:recv(), "first", "waiter " .. i) end
+  T.eq(p:recv(), "first")
+  T.eq(p:try_recv(), "first")
+end)
+
+T.test("bad channel arguments are errors", function()
+  T.raises(function() conch.chan(-1) end, "capacity")
+  T.raises(function() conch.chan { dropping = 0 } end, "at least 1")
+  T.raises(function() conch.chan { dropping = 1, sliding = 1 } end, "one of")
+  T.raises(function() conch.chan("x") end)
+end)
+
+-- ---- close ----
+
+T.test("close is idempotent and closed() reports it", function()
+  local ch = conch.chan(1)
+  T.eq(ch:closed(), false)
+  ch:close()
+  ch:close()
+  T.eq(ch:closed(), true)
+end)
+
+T.test("values buffered before close are still received, then nil", function()
+  local ch = conch.chan(3)
+  ch:send(1)
+  ch:send(2)
+  ch:close()
+  T.eq(ch:send(3), false, "send after close")
+  T.eq(ch:recv(), 1)
+  T.eq(ch:recv(), 2)
+  T.eq(ch:recv(), nil)
+  T.eq(ch:try_recv(), nil)
+end)
+
+T.test("close wakes every parked receiver with nil", function()
+  for _, mk in ipairs { function() return conch.chan() end, function() return conch.chan(4) end,
+                        function() return conch.chan { dropping = 1 } end,
+                        function() return conch.chan { sliding = 1 } end, conch.promise } do
+    local ch = mk()
+    local rs = {}
+    for i = 1, 3 do rs[i] = conch.go(function() return ch:recv() == nil end) end
+    conch.sleep(5)  -- let them park
+    ch:close()
+    for i = 1, 3 do T.eq(rs[i]:recv(), true, "receiver " .. i) end
+  end
+end)
+
+T.test("close wakes every parked sender with false", function()
+  for _, ch in ipairs { conch.chan(), conch.chan(1) } do
+    if ch:size() == 0 and ch:try_send(0) then end  -- fill a buffer of 1
+    local ss = {}
+    for i = 1, 3 do ss[i] = conch.go(function() return ch:send(i) end) end
+    conch.sleep(5)
+    ch:close()
+    for i = 1, 3 do T.eq(ss[i]:recv(), false, "sender " .. i) end
+  end
+end)
+
+T.test("a promise closed before its value makes receivers get nil", function()
+  local p = conch.promise()
+  local r = conch.go(function() return p:recv() == nil end)
+  p:close()
+  T.eq(r:recv(), true)
+  T.eq(p:send(1), false)
+end)
+
+-- ---- values ----
+
+T.test("booleans, integers, floats and strings keep their Lua types", function()
+  local ch = conch.chan(16)
+  local vals = { true, false, 42, -7, 2 ^ 53, 1.5, 0.0, "", "bytes\0inside", math.maxinteger, math.mininteger }
+  for _, v in ipairs(vals) do ch:send(v) end
+  for _, v in ipairs(vals) do
+    local got = ch:recv()
+    T.eq(got, v)
+    T.eq(math.type(got), math.type(v), "number subtype of " .. tostring(v))
+  end
+end)
+
+T.test("sending nil is an error", function()
+  local ch = conch.chan(1)
+  T.raises(function() ch:send(nil) end, "nil")
+  T.raises(function() ch:send() end, "nil")
+  T.raises(function() ch:try_send(nil) end, "nil")
+end)
+
+T.test("functions, coroutines and foreign userdata cannot be sent", function()
+  local ch = conch.chan(1)
+  T.raises(function() ch:send(print) end, "function")
+  T.raises(function() ch:send(coroutine.create(print)) end, "thread")
+  T.raises(function() ch:send(io.stdout) end, "userdata")
+  T.raises(function() ch:send({ f = print }) end, "function")
+  T.eq(ch:size(), 0, "nothing was sent")
+end)
+
+T.test("tables are deep-copied when sent", function()
+  local ch = conch.chan(1)
+  local t = { 1, 2, 3, name = "x", nested = { deep = { true } }, [10] = 1.5 }
+  ch:send(t)
+  t.name = "changed"  -- after the send: the copy does not see it
+  local got = ch:recv()
+  T.ok(got ~= t, "a new table")
+  T.eq(#got, 3)
+  T.eq(got[3], 3)
+  T.eq(got.name, "x")
+  T.eq(got.nested.deep[1], true)
+  T.eq(got[10], 1.5)
+  T.eq(math.type(got[1]), "integer")
+end)
+
+T.test("a table that contains itself cannot be sent; shared subtables are copied", function()
+  local ch = conch.chan(1)
+  local t = {}
+  t.self = t
+  T.raises(function() ch:send(t) end, "contains itself")
+  local shared = { 1 }
+  ch:send({ a = shared, b = shared })
+  local got = ch:recv()
+  T.eq(got.a[1], 1)
+  T.eq(got.b[1], 1)
+end)
+
+T.test("channels travel over channels and stay the same channel", function()
+  local ch = conch.chan(1)
+  local inner = conch.chan(1)
+  ch:send(inner)
+  local got = ch:recv()
+  T.ok(got == inner, "== compares channel identity")
+  got:send("through the copy")
+  T.eq(inner:recv(), "through the copy")
+  ch:send({ reply = inner })
+  T.ok(ch:recv().reply == inner, "inside a table")
+end)
+
+T.test("methods check their receiver", function()
+  local ch = conch.chan()
+  T.raises(function() ch.send({}, 1) end, "conch.chan")
+  T.ok(tostring(ch):find("conch.chan", 1, true), "tostring")
+end)
+
+T.done("chan")

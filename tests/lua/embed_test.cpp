@@ -1,0 +1,167 @@
+// tests/lua/embed_test.cpp
+// The embedding API: conch::lua::state on a runtime, sharing channels with C++.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conch/conch.hpp"
+#include "conch/lua/lua.hpp"
+
+using namespace std::chrono_literals;
+using conch::chan;
+using conch::task;
+using conch::lua::value;
+
+namespace {
+void require_ok(const absl::Status& st) {
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+}
+}  // namespace
+
+TEST_CASE("C++ coroutines and Lua go blocks share channels both ways on two threads",
+          "[lua][embed]") {
+  conch::runtime rt({.threads = 2});
+  conch::lua::state L(rt);
+  chan<std::int64_t> to_lua(8), from_lua(8);
+  L.set("to_lua", to_lua);
+  L.set("from_lua", from_lua);
+  // A Lua go block doubles what C++ sends, until C++ closes to_lua.
+  require_ok(L.run_string(R"(
+    local conch = require "conch"
+    conch.go(function()
+      for v in function() return to_lua:recv() end do from_lua:send(v * 2) end
+      from_lua:close()
+    end))"));
+  // The go block keeps running after run_string returned: C++ drives it from
+  // a coroutine on the runtime (co_await), and from a plain thread (blocking).
+  auto total = rt.block_on([](chan<std::int64_t> in, chan<std::int64_t> out) -> task<std::int64_t> {
+    std::int64_t sum = 0;
+    for (std::int64_t i = 1; i <= 500; ++i) {
+      co_await in.send(i);
+      sum += *co_await out.recv();
+    }
+    co_return sum;
+  }(to_lua, from_lua));
+  CHECK(total == 2 * 500 * 501 / 2);
+  std::thread plain([&] {
+    for (std::int64_t i = 1; i <= 100; ++i) {
+      to_lua.send_blocking(i);
+      CHECK(from_lua.recv_blocking() == 2 * i);
+    }
+    to_lua.close();
+    CHECK(from_lua.recv_blocking() == std::nullopt);  // Lua closed it
+  });
+  plain.join();
+}
+
+TEST_CASE("a channel created in Lua is a chan<value> in C++", "[lua][embed]") {
+  conch::runtime rt({.threads = 2});
+  conch::lua::state L(rt);
+  require_ok(L.run_string(R"(
+    local conch = require "conch"
+    shared = conch.chan(4)
+    shared:send({ name = "x", list = { 1, 2, 3 }, ok = true, ratio = 0.5 })
+  )"));
+  std::optional<chan<value>> ch = L.get_chan<value>("shared");
+  REQUIRE(ch.has_value());
+  CHECK_FALSE(L.get_chan<std::string>("shared").has_value());
+  CHECK_FALSE(L.get_chan<value>("no_such_global").has_value());
+  std::optional<value> v = ch->try_recv();
+  REQUIRE(v.has_value());
+  REQUIRE(v->is_table());
+  CHECK(v->tbl().find("name")->string() == "x");
+  CHECK(v->tbl().find("ok")->boolean());
+  CHECK(v->tbl().find("ratio")->number() == 0.5);
+  const value* list = v->tbl().find("list");
+  REQUIRE(list != nullptr);
+  CHECK(list->tbl().find(std::int64_t{3})->integer() == 3);
+  // And back: C++ sends, a Lua go block answers on a C++ channel.
+  chan<std::string> answer(1);
+  L.set("answer", answer);
+  require_ok(L.run_string(R"(
+    local conch = require "conch"
+    conch.go(function() answer:send("got " .. shared:recv()) end))"));
+  ch->send_blocking(value("hello"));
+  CHECK(answer.recv_blocking() == "got hello");
+}
+
+TEST_CASE("run_string reports errors as Status", "[lua][embed]") {
+  conch::runtime rt({.threads = 1});
+  conch::lua::state L(rt);
+  absl::Status syntax = L.run_string("this is not lua");
+  CHECK(syntax.code() == absl::StatusCode::kInvalidArgument);
+  absl::Status runtime_error = L.run_string("error('bad thing')", "=mychunk");
+  CHECK(runtime_error.code() == absl::StatusCode::kUnknown);
+  CHECK(runtime_error.message().find("bad thing") != std::string_view::npos);
+  CHECK(runtime_error.message().find("traceback") != std::string_view::npos);
+  CHECK(L.run_file("/no/such/file.lua").code() == absl::StatusCode::kNotFound);
+  require_ok(L.run_string("x = 1"));  // still usable
+}
+
+TEST_CASE("errors escaping go blocks go to on_error, the process carries on", "[lua][embed]") {
+  conch::runtime rt({.threads = 2});
+  std::mutex mu;
+  std::vector<std::string> errors;
+  conch::lua::state_options opts;
+  opts.on_error = [&](std::string_view msg) {
+    std::lock_guard lk(mu);
+    errors.emplace_back(msg);
+  };
+  conch::lua::state L(rt, opts);
+  chan<std::int64_t> done(1);
+  L.set("done", done);
+  require_ok(L.run_string(R"(
+    local conch = require "conch"
+    local r = conch.go(function() conch.sleep(1); error("inside go") end)
+    conch.go(function() done:send(r:recv() == nil and 1 or 0) end))"));
+  CHECK(done.recv_blocking() == 1);
+  std::lock_guard lk(mu);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("inside go") != std::string::npos);
+}
+
+TEST_CASE("destroying a state stops its parked go blocks and closes their results",
+          "[lua][embed]") {
+  conch::runtime rt({.threads = 2});
+  chan<std::int64_t> never(1);
+  std::optional<chan<value>> result;
+  {
+    conch::lua::state L(rt);
+    L.set("never", never);
+    require_ok(L.run_string(R"(
+      local conch = require "conch"
+      result = conch.go(function() return never:recv() end)     -- parked on a C++ channel
+      for i = 1, 100 do conch.go(function() conch.sleep(60000) end) end  -- parked on timers
+      conch.go(function() while true do conch.sleep(0) end end)          -- always runnable
+    )"));
+    result = L.get_chan<value>("result");
+    REQUIRE(result.has_value());
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(result->recv_blocking() == std::nullopt);
+  // The C++ channel no longer has a Lua waiter: a value sent now stays buffered.
+  CHECK(never.try_send(5));
+  CHECK(never.try_recv() == 5);
+}
+
+TEST_CASE("many states on one runtime, each with its own go blocks", "[lua][embed]") {
+  conch::runtime rt({.threads = 2});
+  chan<std::int64_t> out(64);
+  std::vector<std::unique_ptr<conch::lua::state>> states;
+  for (int i = 0; i < 4; ++i) {
+    states.push_back(std::make_unique<conch::lua::state>(rt));
+    states.back()->set("out", out);
+    require_ok(states.back()->run_string(
+        "local conch = require 'conch'\n"
+        "for i = 1, 10 do conch.go(function() conch.sleep(1); out:send(" + std::to_string(i) + ") end) end"));
+  }
+  std::int64_t sum = 0;
+  for (int k = 0; k < 40; ++k) sum += *out.recv_blocking();
+  CHECK(sum == 10 * (0 + 1 + 2 + 3));
+}
