@@ -87,6 +87,12 @@ inline chan<unit> go(task<void> t) {
 
 /// go(f(a...)) where f returns a task<R>; f and a are moved into the go
 /// block's frame and live until it ends, so a capturing lambda is safe.
+///
+/// GCC 12 caveat (a compiler bug, LANDSCAPE.md §3.8): a capturing lambda
+/// written inside a co_await expression, as in
+/// `co_await go([s](int) -> task<int> {...}, 1).recv()`, has its captures
+/// destroyed twice. Name the lambda first (`auto f = [s](...)...;
+/// auto r = go(f, 1); co_await r.recv();`). Clang 16 is not affected.
 template <class F, class... A>
   requires(!detail::is_task<std::decay_t<F>>::value)
 auto go(F&& f, A&&... a) {
