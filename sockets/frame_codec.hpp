@@ -112,6 +112,8 @@ class frame_decoder {
 
   template <class Emit>
   absl::Status feed_prefixed(const char* p, std::size_t n, Emit& emit) {
+    // State: hdr_len_ < 4: reading the header; == 4: reading need_ bytes of
+    // body into partial_. Back to 0 only when a frame is emitted.
     while (n > 0) {
       if (hdr_len_ < 4) {
         while (hdr_len_ < 4 && n > 0) {
@@ -125,23 +127,24 @@ class frame_decoder {
         if (need_ == 0) {
           hdr_len_ = 0;
           emit(std::string());
-          continue;
         }
+        continue;
       }
       std::size_t want = need_ - partial_.size();
       std::size_t k = n < want ? n : want;
       if (partial_.empty() && k == need_) {
-        emit(std::string(p, k));  // the whole frame in this read: one copy
+        emit(std::string(p, k));  // the whole body in this read: one copy
+        hdr_len_ = 0;
       } else {
         if (partial_.empty()) partial_.reserve(need_);
         partial_.append(p, k);
         if (partial_.size() == need_) {
           std::string f = std::move(partial_);
           partial_.clear();
+          hdr_len_ = 0;
           emit(std::move(f));
         }
       }
-      if (partial_.empty()) hdr_len_ = 0;
       p += k;
       n -= k;
     }

@@ -146,6 +146,12 @@ void listener::close() noexcept {
     std::lock_guard lk(mu_);
     if (close_called_ || dead_) return;
     close_called_ = true;
+    // Release the address now, so a new server can take it at once: a TCP
+    // listener leaves the LISTEN state on shutdown (the multishot accept
+    // ends with -EINVAL); a Unix socket file is removed (the listening fd
+    // itself goes when the accept's cancel completes).
+    if (fd_ >= 0 && local_.is_ip()) ::shutdown(fd_, SHUT_RD);
+    remove_file_locked();
   }
   closing_.store(true, std::memory_order_release);
   conns_.close();
@@ -165,7 +171,7 @@ void listener::close() noexcept {
     post(r_->home(), std::move(stop));
 }
 
-void listener::remove_file() noexcept {
+void listener::remove_file_locked() noexcept {
   if (path_.empty()) return;
   struct stat st {};
   // Only if the file is still the one we bound (a new server may own the path).
@@ -184,8 +190,8 @@ void listener::finish() noexcept {
     std::lock_guard lk(mu_);
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+    remove_file_locked();
   }
-  remove_file();
   conns_.close();
   r_->remove(this);  // may free this: last
 }
@@ -196,9 +202,9 @@ void listener::teardown() noexcept {
     dead_ = true;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+    remove_file_locked();
   }
   closing_.store(true, std::memory_order_release);
-  remove_file();
   conns_.close();
   wake_.close();
   pending_.clear();

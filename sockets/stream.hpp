@@ -148,13 +148,13 @@ class listener final : public endpoint, public std::enable_shared_from_this<list
   void after_accept_stopped() noexcept;
   void start_pump() noexcept;
   void finish() noexcept;
-  void remove_file() noexcept;
+  void remove_file_locked() noexcept;  // mu_ held
 
   reactor* r_;
   buffer_ring* bufs_;
   options opts_;
   address local_;
-  std::string path_;           // Unix socket file we created ("" if none)
+  std::string path_;           // Unix socket file we created ("" if none); mu_
   std::uint64_t dev_ = 0, ino_ = 0;
 
   mutable std::mutex mu_;
