@@ -100,20 +100,35 @@ std::size_t chan_core::storage_offset(const elem_ops* ops) noexcept {
   return (sizeof(chan_core) + a - 1) / a * a;
 }
 
+namespace {
+// Small cores come from the runtime's per-thread block cache (go result
+// channels are created and freed once per go block); big or over-aligned
+// ones from operator new.
+bool cached_block(std::size_t bytes, std::size_t align) noexcept {
+  return bytes <= 1024 && align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+}
+}  // namespace
+
 chan_core* chan_core::create(const elem_ops* ops, buffer_kind kind, std::size_t capacity) {
-  // One allocation for the core and its buffer: a channel costs one malloc.
+  // One allocation for the core and its buffer.
   if (kind == buffer_kind::promise) capacity = 1;
   std::size_t align = std::max(ops->align, alignof(chan_core));
   std::size_t off = storage_offset(ops);
-  void* mem = ::operator new(off + capacity * ops->size, std::align_val_t(align));
+  std::size_t bytes = off + capacity * ops->size;
+  void* mem = cached_block(bytes, align) ? frame_alloc(bytes)
+                                         : ::operator new(bytes, std::align_val_t(align));
   auto* base = static_cast<unsigned char*>(mem);
   return ::new (mem) chan_core(ops, kind, capacity, capacity > 0 ? base + off : nullptr);
 }
 
 void chan_core::destroy(chan_core* c) noexcept {
   std::size_t align = std::max(c->ops_->align, alignof(chan_core));
+  std::size_t bytes = storage_offset(c->ops_) + c->cap_ * c->ops_->size;
   c->~chan_core();
-  ::operator delete(static_cast<void*>(c), std::align_val_t(align));
+  if (cached_block(bytes, align))
+    frame_free(c, bytes);
+  else
+    ::operator delete(static_cast<void*>(c), std::align_val_t(align));
 }
 
 chan_core::chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity,

@@ -23,7 +23,7 @@ namespace conch::detail {
 namespace {
 constexpr unsigned kRingEntries = 256;
 constexpr std::size_t kSpawnBatch = 64;        // go blocks taken per turn
-constexpr std::size_t kMaxQueuedSpawns = 4096; // past this go() runs some inline
+constexpr std::size_t kMaxQueuedSpawns = 1024; // past this go() runs some inline
 thread_local bool tl_inline_spawns = false;
 }  // namespace
 

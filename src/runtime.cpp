@@ -60,8 +60,8 @@ void spin_mutex::lock_slow() noexcept {
 namespace {
 #ifndef CONCH_NO_FRAME_CACHE
 constexpr std::size_t kClassBytes = 64;
-constexpr std::size_t kClasses = 16;      // frames up to 1 KiB are cached
-constexpr std::size_t kMaxPerClass = 256; // bounded: at most 16 x 256 blocks
+constexpr std::size_t kClasses = 16;             // blocks up to 1 KiB are cached
+constexpr std::size_t kBytesPerClass = 256 << 10; // bounded: at most 4 MiB per thread
 
 struct frame_cache {
   struct block {
@@ -102,7 +102,7 @@ void frame_free(void* p, std::size_t n) noexcept {
   std::size_t c = (n + kClassBytes - 1) / kClassBytes - 1;
   if (c < kClasses) {
     frame_cache& fc = tl_frames;
-    if (fc.count[c] < kMaxPerClass) {
+    if (fc.count[c] < kBytesPerClass / ((c + 1) * kClassBytes)) {
       auto* b = static_cast<frame_cache::block*>(p);
       b->next = fc.free[c];
       fc.free[c] = b;
