@@ -19,6 +19,7 @@ using conch::ops_test::drain;
 using conch::ops_test::iota;
 using conch::ops_test::recv_within;
 using conch::ops_test::run2;
+using conch::ops_test::within;
 
 namespace {
 
@@ -268,7 +269,7 @@ TEST_CASE("onto_chan copies a range, honours the close flag, and signals complet
     CHECK_FALSE(ch.closed());
 
     std::vector<std::string> more{"d"};
-    co_await conch::onto_chan(ch, std::move(more)).recv();
+    CHECK((co_await recv_within(conch::onto_chan(ch, std::move(more)))).value.has_value());
     auto d = co_await drain(ch);
     CHECK(d.closed);
     CHECK(d.values == std::vector<std::string>{"a", "b", "c", "d"});
@@ -298,7 +299,7 @@ TEST_CASE("to_chan holds the whole collection and closes", "[ops][to_chan]") {
 TEST_CASE("reduce folds until the channel closes, init without calling f if empty",
           "[ops][reduce]") {
   run2([]() -> task<void> {
-    int sum = co_await conch::reduce(std::plus<>{}, 0, conch::to_chan(iota(101)));
+    int sum = co_await within(conch::reduce(std::plus<>(), 0, conch::to_chan(iota(101))));
     CHECK(sum == 5050);
     bool called = false;
     chan<int> empty;
@@ -307,11 +308,11 @@ TEST_CASE("reduce folds until the channel closes, init without calling f if empt
       called = true;
       return acc + x;
     };
-    CHECK(co_await conch::reduce(f, 42, empty) == 42);
+    CHECK(co_await within(conch::reduce(f, 42, empty)) == 42);
     CHECK_FALSE(called);
     std::vector<std::string> xy{"x", "y"};
     auto concat = [](std::string acc, std::string s) { return acc + s; };
-    std::string joined = co_await conch::reduce(concat, std::string(">"), conch::to_chan(xy));
+    std::string joined = co_await within(conch::reduce(concat, std::string(">"), conch::to_chan(xy)));
     CHECK(joined == ">xy");
   }());
 }
@@ -322,28 +323,32 @@ TEST_CASE("reduce rethrows an exception from f to its awaiter", "[ops][reduce][e
       if (x == 3) throw std::runtime_error("three");
       return x;
     };
-    bool threw = false;
-    try {
-      co_await conch::reduce(bad, 0, conch::to_chan(iota(5)));
-    } catch (const std::runtime_error&) {
-      threw = true;
-    }
-    CHECK(threw);
+    // The awaiting task sees the exception; it runs in a go block so the
+    // test is bounded in time.
+    auto attempt = [](auto f) -> task<int> {
+      try {
+        co_await conch::reduce(f, 0, conch::to_chan(iota(5)));
+      } catch (const std::runtime_error& e) {
+        co_return std::string(e.what()) == "three" ? 1 : 2;
+      }
+      co_return 0;
+    };
+    CHECK(co_await within(attempt(bad)) == 1);
   }());
 }
 
 TEST_CASE("into appends every value to the given container", "[ops][into]") {
   run2([]() -> task<void> {
     std::vector<int> start{-1};
-    auto v = co_await conch::into(start, conch::to_chan(iota(3)));
+    auto v = co_await within(conch::into(start, conch::to_chan(iota(3))));
     CHECK(v == std::vector{-1, 0, 1, 2});
     std::vector<int> dups{3, 1, 3, 2};
-    auto s = co_await conch::into(std::set<int>(), conch::to_chan(dups));
+    auto s = co_await within(conch::into(std::set<int>(), conch::to_chan(dups)));
     CHECK(s == std::set<int>{1, 2, 3});
     std::vector<std::string> words{"p"};
-    auto l = co_await conch::into(std::list<std::string>(), conch::to_chan(words));
+    auto l = co_await within(conch::into(std::list<std::string>(), conch::to_chan(words)));
     CHECK(l.front() == "p");
-    auto str = co_await conch::into(std::string("ab"), conch::to_chan(std::string("cd")));
+    auto str = co_await within(conch::into(std::string("ab"), conch::to_chan(std::string("cd"))));
     CHECK(str == "abcd");
   }());
 }

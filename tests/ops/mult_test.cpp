@@ -14,6 +14,7 @@ using conch::ops_test::drain;
 using conch::ops_test::iota;
 using conch::ops_test::recv_within;
 using conch::ops_test::run2;
+using conch::ops_test::send_within;
 using conch::ops_test::stays_silent;
 
 namespace {
@@ -35,7 +36,7 @@ TEST_CASE("mult copies every value to every tap and closes the close=true taps",
     m.tap(b);
     m.tap(keep, false);
     CHECK(m.tap_count() == 3);
-    for (const char* s : {"x", "y", "z"}) co_await src.send(s);
+    for (const char* s : {"x", "y", "z"}) REQUIRE(co_await send_within(src, std::string(s)));
     src.close();
     auto da = co_await drain(a);
     auto db = co_await drain(b);
@@ -141,7 +142,7 @@ TEST_CASE("a mult with no taps drops values, a closed tap is removed", "[ops][mu
     m.tap(closed_tap);
     m.tap(live);
     CHECK(m.tap_count() == 2);
-    co_await src.send(10);
+    REQUIRE(co_await send_within(src, 10));
     // The mult may have taken value 9 from src before the taps were added
     // and looked at its taps after: then 9 is delivered too (as in core.async).
     auto first = co_await recv_within(live);
@@ -151,10 +152,10 @@ TEST_CASE("a mult with no taps drops values, a closed tap is removed", "[ops][mu
     // A tap closed by its consumer while the mult waits on it is removed too.
     chan<int> quitter;
     m.tap(quitter);
-    co_await src.send(11);
+    REQUIRE(co_await send_within(src, 11));
     CHECK((co_await recv_within(live)).value == 11);
     quitter.close();
-    co_await src.send(12);
+    REQUIRE(co_await send_within(src, 12));
     CHECK((co_await recv_within(live)).value == 12);
     CHECK(m.tap_count() == 1);
     src.close();
@@ -170,7 +171,7 @@ TEST_CASE("tapping twice updates the close flag", "[ops][mult][close]") {
     m.tap(t);
     m.tap(t, false);
     CHECK(m.tap_count() == 1);
-    co_await src.send(1);
+    REQUIRE(co_await send_within(src, 1));
     src.close();
     CHECK((co_await recv_within(t)).value == 1);
     CHECK(co_await stays_silent(t));

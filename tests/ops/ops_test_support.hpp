@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "conch/chan/ops.hpp"
@@ -63,6 +64,26 @@ task<drained<T>> drain(chan<T> ch, std::chrono::nanoseconds limit = patience) {
     }
     d.values.push_back(std::move(*v));
   }
+}
+
+/// Sends `v` on `ch`, giving up after `limit`; true if it was sent (false:
+/// timed out or closed). Pass a named value, not a braced temporary (GCC 12
+/// destroys a braced temporary in a co_await expression twice).
+template <class T>
+task<bool> send_within(chan<T> ch, T v, std::chrono::nanoseconds limit = patience) {
+  auto r = co_await select(send(ch, std::move(v)), recv(timeout(limit)));
+  co_return r.index() == 0 && std::get<0>(r);
+}
+
+/// Runs `t` in a go block and returns its result, or throws if it takes
+/// longer than `limit` or fails.
+template <class T>
+task<T> within(task<T> t, std::chrono::nanoseconds limit = patience) {
+  chan<T> r = go(std::move(t));
+  got<T> g = co_await recv_within(r, limit);
+  if (g.timed_out) throw std::runtime_error("timed out");
+  if (!g.value) throw std::runtime_error("the task failed (see the error handler's output)");
+  co_return std::move(*g.value);
 }
 
 /// True if nothing arrives on `ch` within `quiet` (the channel stays open and empty).
