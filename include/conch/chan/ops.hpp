@@ -19,7 +19,9 @@
 //
 // Rules shared by all combinators (core.async's, made explicit):
 //  - Functions that start go blocks must be called on a runtime thread, like
-//    go(). The go blocks run on the runtime's loop threads.
+//    go(). The go blocks run on the runtime's loop threads. The channels they
+//    return are ordinary channels: usable from any thread, and a coroutine
+//    parked on one resumes on the loop thread it parked on.
 //  - When a source closes, the output closes (for pipe/pipeline/mult/pub
 //    taps: if the `close` flag, true by default, says so). Values in flight
 //    are delivered first.
