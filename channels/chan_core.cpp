@@ -183,7 +183,7 @@ op_status chan_core::send_locked(void* v) noexcept {
     return op_status::ok;
   }
   // A parked receiver means the buffer is empty: hand the value over directly.
-  if (waiter* w = take(recvq_)) {
+  if (waiter* w = recvq_.empty() ? nullptr : take(recvq_)) {
     move_val(w->slot, v);
     complete(w, true);
     return op_status::ok;
@@ -215,13 +215,13 @@ op_status chan_core::recv_locked(void* out) noexcept {
   if (count_ > 0) {
     pop_front(out);
     // A parked sender means the buffer was full: move its value in behind.
-    if (waiter* w = take(sendq_)) {
+    if (waiter* w = sendq_.empty() ? nullptr : take(sendq_)) {
       push_back(w->slot);
       complete(w, true);
     }
     return op_status::ok;
   }
-  if (waiter* w = take(sendq_)) {  // unbuffered: take straight from the sender
+  if (waiter* w = sendq_.empty() ? nullptr : take(sendq_)) {  // unbuffered: from the sender
     move_val(out, w->slot);
     complete(w, true);
     return op_status::ok;
@@ -229,8 +229,8 @@ op_status chan_core::recv_locked(void* out) noexcept {
   return closed_ ? op_status::closed : op_status::blocked;
 }
 
-op_status chan_core::send(void* v, waiter* w) noexcept {
-  std::lock_guard lk(mu_);
+op_status chan_core::send_slow(void* v, waiter* w) noexcept {
+  std::lock_guard lk(mu_, std::adopt_lock);
   op_status s = send_locked(v);
   if (s == op_status::blocked && w != nullptr) {
     w->slot = v;
@@ -240,8 +240,8 @@ op_status chan_core::send(void* v, waiter* w) noexcept {
   return s;
 }
 
-op_status chan_core::recv(void* out, waiter* w) noexcept {
-  std::lock_guard lk(mu_);
+op_status chan_core::recv_slow(void* out, waiter* w) noexcept {
+  std::lock_guard lk(mu_, std::adopt_lock);
   op_status s = recv_locked(out);
   if (s == op_status::blocked && w != nullptr) {
     w->slot = out;
