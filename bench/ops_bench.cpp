@@ -3,6 +3,10 @@
 //
 //   conch_bench_ops [runs=3] [items=1000000]
 //
+// Cases: pipeline (a trivial transform: the cost of the handoffs themselves),
+// pipeline_1us (items/5 values, ~1 us of work each: the parallel speed-up),
+// mult (8 taps with 128-slot buffers, one consumer go block each).
+//
 // Prints one line per run and a summary line per case, in the house format:
 //   bench=<name> param=<...> value=<number> unit=<...>
 // The summary's value is the median; min and max follow as extra fields.
@@ -36,6 +40,27 @@ task<double> pipeline_case(std::size_t workers, int items) {
   auto dt = std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
   long n = items;
   if (sum != n * n) std::fprintf(stderr, "pipeline: wrong sum %ld\n", sum);
+  co_return dt / items;
+}
+
+// About a microsecond of arithmetic, so that workers have something to share.
+long busy(int x) {
+  unsigned long h = static_cast<unsigned long>(x);
+  for (int i = 0; i < 1000; ++i) h = h * 6364136223846793005ul + 1442695040888963407ul;
+  return static_cast<long>(h >> 60);
+}
+
+// pipeline with a transform that costs ~1 us: what n buys when the work,
+// not the channel handoffs, dominates.
+task<double> pipeline_work_case(std::size_t workers, int items) {
+  auto t0 = clock_type::now();
+  chan<int> from(1024);
+  chan<long> to(1024);
+  conch::onto_chan(from, std::views::iota(0, items));
+  conch::pipeline(workers, to, busy, from);
+  long n = co_await conch::reduce([](long acc, long) { return acc + 1; }, 0L, to);
+  auto dt = std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
+  if (n != items) std::fprintf(stderr, "pipeline_work: %ld of %d items\n", n, items);
   co_return dt / items;
 }
 
@@ -89,6 +114,12 @@ int main(int argc, char** argv) {
     std::vector<double> ns;
     for (int r = 0; r < runs; ++r) ns.push_back(rt.block_on(pipeline_case(n, items)));
     report("pipeline", "n=" + std::to_string(n) + ",items=" + std::to_string(items), ns);
+  }
+  const int work_items = std::max(1, items / 5);
+  for (std::size_t n : {1, 2, 4}) {
+    std::vector<double> ns;
+    for (int r = 0; r < runs; ++r) ns.push_back(rt.block_on(pipeline_work_case(n, work_items)));
+    report("pipeline_1us", "n=" + std::to_string(n) + ",items=" + std::to_string(work_items), ns);
   }
   std::vector<double> ns;
   for (int r = 0; r < runs; ++r) ns.push_back(rt.block_on(mult_case(8, items)));
