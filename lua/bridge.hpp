@@ -61,6 +61,8 @@ void destroy_elem(elem t, void* p) noexcept;
 
 /// The payload of a channel userdata (metatable "conch.chan").
 struct chan_ud {
+  static constexpr std::uint32_t kMagic = 0xC0C4C4A1u;
+  std::uint32_t magic;                   // kMagic: tells ours from other userdata fast
   chan_core* core;                       // == box->core(), cached
   elem type;                             // == box->kind(), cached
   std::shared_ptr<const any_chan> box;   // keeps the channel alive

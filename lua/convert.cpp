@@ -43,14 +43,11 @@ void destroy_elem(elem t, void* p) noexcept {
 // ---- channel userdata ----
 
 chan_ud* to_chan_ud(lua_State* L, int idx) noexcept {
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_checkstack(L, 2)) return nullptr;
-  if (!lua_getmetatable(L, idx)) return nullptr;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &chan_mt_key);
-  bool is_chan = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  if (!is_chan) return nullptr;
+  // A full userdata of our size whose first word is our magic: cheaper than
+  // comparing metatables on every channel operation.
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(chan_ud)) return nullptr;
   auto* ud = static_cast<chan_ud*>(lua_touserdata(L, idx));
-  return ud->core != nullptr ? ud : nullptr;  // null once collected
+  return ud->magic == chan_ud::kMagic && ud->core != nullptr ? ud : nullptr;  // null once collected
 }
 
 chan_ud* new_chan_ud(lua_State* L) {
@@ -64,7 +61,7 @@ void finish_chan_ud(lua_State* L) {
 
 void push_chan(lua_State* L, const std::shared_ptr<const any_chan>& c) {
   chan_ud* ud = new_chan_ud(L);  // may raise; nothing built yet
-  new (ud) chan_ud{c->core(), static_cast<elem>(c->kind()), c};
+  new (ud) chan_ud{chan_ud::kMagic, c->core(), static_cast<elem>(c->kind()), c};
   finish_chan_ud(L);
 }
 
@@ -73,7 +70,7 @@ void push_chan(lua_State* L, const std::shared_ptr<const any_chan>& c) {
 namespace {
 
 struct to_value_ctx {
-  lua_State* L;
+  lua_State* L = nullptr;
   const void* path[kMaxDepth];  // tables being copied, outermost first
   std::size_t depth = 0;
   int bad = LUA_TNONE;
@@ -146,7 +143,22 @@ conv_error convert(to_value_ctx& cx, int idx, value& out) {
 }  // namespace
 
 conv_error to_value(lua_State* L, int idx, value* out, int* bad) noexcept {
-  to_value_ctx cx{L, {}, 0, LUA_TNONE};
+  // Scalars first: no context, nothing that can throw.
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+      out->data = lua_toboolean(L, idx) != 0;
+      return conv_error::none;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        out->data = static_cast<std::int64_t>(lua_tointeger(L, idx));
+      else
+        out->data = static_cast<double>(lua_tonumber(L, idx));
+      return conv_error::none;
+    default:
+      break;
+  }
+  to_value_ctx cx;  // path[] is written before it is read
+  cx.L = L;
   conv_error e;
   try {
     e = convert(cx, lua_absindex(L, idx), *out);

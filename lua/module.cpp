@@ -206,6 +206,7 @@ int m_gc(lua_State* L) {
   if (ud != nullptr && ud->core != nullptr) {
     std::destroy_at(&ud->box);
     ud->core = nullptr;
+    ud->magic = 0;
   }
   return 0;
 }
@@ -230,7 +231,7 @@ bool make_chan(chan_ud* ud, conch::buffer b, bool promise) noexcept {
   try {
     conch::chan<value> c = promise ? conch::promise_chan<value>() : conch::chan<value>(b);
     auto box = std::make_shared<const any_chan>(std::move(c));
-    new (ud) chan_ud{box->core(), elem::value, std::move(box)};
+    new (ud) chan_ud{chan_ud::kMagic, box->core(), elem::value, std::move(box)};
     return true;
   } catch (...) {
     return false;
@@ -328,7 +329,7 @@ bool init_timeout_ud(chan_ud* ud, host* h, lua_Number ms) noexcept {
   chan_core* core = make_timeout(h, ms, &box);
   if (core == nullptr) return false;
   core->unref();  // the box holds the channel
-  new (ud) chan_ud{core, elem::value, std::move(box)};
+  new (ud) chan_ud{chan_ud::kMagic, core, elem::value, std::move(box)};
   return true;
 }
 
@@ -464,7 +465,7 @@ int l_go(lua_State* L) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return raise_no_memory(L);
   }
-  new (ud) chan_ud{conch::detail::get_core(t->result), elem::value, t->result_box};
+  new (ud) chan_ud{chan_ud::kMagic, conch::detail::get_core(t->result), elem::value, t->result_box};
   finish_chan_ud(L);
   h->start(t);
   return 1;

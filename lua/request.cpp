@@ -12,7 +12,7 @@
 namespace conch::lua::detail {
 
 bool request::reset(std::size_t count) noexcept {
-  clear();
+  if (n != 0 || kind != op::none) clear();
   try {
     if (cases.size() < count) {
       cases.resize(count);  // all slots are empty here, so moving cases is fine
@@ -54,9 +54,10 @@ int request::start(const resumer* r) noexcept {
     op_case& c = cases[0];
     waiter* w = nullptr;
     if (r != nullptr) {
-      ws[0] = waiter{};
-      ws[0].r = *r;
       w = &ws[0];
+      w->sel = nullptr;  // the core sets the links, slot and outcome
+      w->ok = false;
+      w->r = *r;
     }
     if (r != nullptr && !c.refd) {
       // Taken before parking: once parked, a waker may run at any time.
