@@ -5,7 +5,7 @@
 //   conch::chan<int> odd = conch::filter([](int x) { return x % 2 == 1; }, nums);
 //   conch::chan<int> sq(8);
 //   conch::pipeline(4, sq, [](int x) { return x * x; }, odd);   // 4 workers, order kept
-//   int sum = co_await conch::reduce(std::plus<>{}, 0, sq);      // 1 + 9 = 10
+//   int sum = co_await conch::reduce(std::plus<>(), 0, sq);      // 1 + 9 = 10
 //
 // Design note
 // -----------
@@ -35,6 +35,23 @@
 //    goes on. reduce and into instead rethrow it to whoever awaits them.
 //  - Values are moved through, never copied, except where fan-out needs
 //    copies (mult, pub, unique's memory of the last value).
+//
+// Where conch deliberately differs from core.async's code (not its docs):
+//  - untap/unsub/unmix take effect at once, even for a value the mult is
+//    still offering (core.async keeps waiting on the untapped channel).
+//  - take, merge, map, filter stop reading once their output is closed
+//    (core.async's go loops keep taking and dropping). split drops values
+//    for a closed output and stops when both are closed (core.async stops at
+//    the first refused value and leaves the other output open forever).
+//  - tap/sub after the source has closed closes the channel at once (if its
+//    close flag says so) instead of leaving it open forever.
+//  - mix: a soloed input is read even if paused, as core.async's docstring
+//    says (its code honours pause in solo_mode mute); admix of an input
+//    already in the mix keeps its flags (core.async resets them).
+//  - A throwing user function skips one value instead of killing the go
+//    block (core.async's pipeline ex-handler default, applied everywhere).
+//  - Transducers are C++ callables: a pipeline transform returns a U, an
+//    optional (filter), a range (mapcat) or a task (asynchronous work).
 //
 // GCC 12 pitfalls avoided here (LANDSCAPE.md §3.8 and two more found while
 // writing this file): no capturing lambda, braced aggregate temporary
