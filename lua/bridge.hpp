@@ -157,6 +157,8 @@ struct request {
   /// Starts the operation: commits a ready case (returns its index), or parks
   /// waiters that resume with `r` (returns -1). With r == null it only polls.
   int start(const resumer* r) noexcept;
+  /// References every case's channel (once parked).
+  void take_refs() noexcept;
   /// After the parked operation woke its owner: withdraws the cases that did
   /// not fire, records the outcome, kind = none.
   void finish() noexcept;
@@ -277,6 +279,10 @@ class host {
   /// to the home loop until the operation completes, then takes it back.
   void wait_outside() noexcept;
 
+  /// Outside thread: runs the home loop until no go block of this state is
+  /// left (conch.run()). Returns at once if there is none.
+  void wait_idle() noexcept;
+
   // ---- go blocks ----
   /// Creates a task for thread `co` (anchored by registry ref `ref`, with its
   /// function and `nargs` arguments on its stack). Null if out of memory.
@@ -358,6 +364,7 @@ class host {
   bool outside_done_ = false;
   bool outside_released_ = false;
   bool taken_ = false;
+  bool wait_idle_ = false;  // the outside thread waits in wait_idle (baton holder)
   bool shut_ = false;
 
   // Commands from the outside thread to the home loop.

@@ -230,6 +230,16 @@ void host::end_task(lua_task* t, int status, int nres) noexcept {
   // The registry slot exists, so unref does not allocate or raise.
   luaL_unref(aux_, LUA_REGISTRYINDEX, t->ref);
   free_task(t);
+  if (wait_idle_ && by_thread_.empty()) {
+    wait_idle_ = false;
+    conch::detail::schedule(home_, outside_driver_);  // conch.run() returns
+  }
+}
+
+void host::wait_idle() noexcept {
+  if (by_thread_.empty()) return;
+  wait_idle_ = true;  // outside_req_ is idle: the proxy's finish() does nothing
+  wait_outside();
 }
 
 void host::report_error(lua_task* t) noexcept {

@@ -485,6 +485,17 @@ int l_on_error(lua_State* L) {
   return 0;
 }
 
+// conch.run(): outside any go block, runs the event loop until every go
+// block of this state has finished (a script that only starts go blocks
+// calls it last). In a go block it is an error.
+int l_run(lua_State* L) {
+  host* h = host_of(L);
+  if (h->current() != nullptr || h->on_home_loop())
+    return luaL_error(L, "conch.run: call it outside any go block (the main chunk)");
+  h->wait_idle();
+  return 0;
+}
+
 // conch.tasks() -> number of live go blocks of this state
 int l_tasks(lua_State* L) {
   lua_pushinteger(L, static_cast<lua_Integer>(host_of(L)->live_tasks()));
@@ -643,6 +654,7 @@ int open_module(lua_State* L) {
   set_closure(L, h, l_now, "now");
   set_closure(L, h, l_on_error, "on_error");
   set_closure(L, h, l_tasks, "tasks");
+  set_closure(L, h, l_run, "run");
   return 1;
 }
 

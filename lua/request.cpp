@@ -59,13 +59,13 @@ int request::start(const resumer* r) noexcept {
       w->ok = false;
       w->r = *r;
     }
-    if (r != nullptr && !c.refd) {
-      // Taken before parking: once parked, a waker may run at any time.
-      c.core->ref();
-      c.refd = true;
-    }
     op_status s = c.is_send ? c.core->send(c.slot.raw(), w) : c.core->recv(c.slot.raw(), w);
-    if (s == op_status::blocked) return -1;
+    if (s == op_status::blocked) {
+      // Parked: hold the channel from now on (until here the caller's Lua
+      // userdata, on the stack of the running C function, kept it alive).
+      if (r != nullptr) take_refs();
+      return -1;
+    }
     ok = s == op_status::ok;
     fired = 0;
     if (!c.is_send && ok) c.full = true;
@@ -78,22 +78,29 @@ int request::start(const resumer* r) noexcept {
     st.done.store(0, std::memory_order_relaxed);  // ordered by the channel locks that follow
     st.fired = ~0u;
     st.r = *r;
-    for (std::size_t i = 0; i < n; ++i) {
-      ws[i] = waiter{};
-      if (!cases[i].refd) {
-        cases[i].core->ref();
-        cases[i].refd = true;
-      }
-    }
+    for (std::size_t i = 0; i < n; ++i) ws[i] = waiter{};
     stp = &st;
   }
   bool okv = false;
   int f = conch::detail::select_start(ops.data(), ws.data(), n, in_order, stp, &okv, scratch.data());
-  if (f < 0) return -1;
+  if (f < 0) {
+    if (r != nullptr) take_refs();  // see the single case
+    return -1;
+  }
   ok = okv;
   fired = f;
   if (!cases[static_cast<std::size_t>(f)].is_send && ok) cases[static_cast<std::size_t>(f)].full = true;
   return f;
+}
+
+void request::take_refs() noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    op_case& c = cases[i];
+    if (!c.refd) {
+      c.core->ref();
+      c.refd = true;
+    }
+  }
 }
 
 void request::finish() noexcept {

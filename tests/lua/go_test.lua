@@ -218,4 +218,15 @@ T.test("main-thread operations inside user coroutines block as usual", function(
   T.eq(co(), "x")
 end)
 
+T.test("conch.run() waits until every go block has finished", function()
+  local done = {}
+  for i = 1, 50 do conch.go(function() conch.sleep(i % 5); done[#done + 1] = i end) end
+  conch.run()
+  T.eq(#done, 50)
+  T.eq(conch.tasks(), 0)
+  conch.run()  -- nothing left: returns at once
+  local r = conch.go(function() return pcall(conch.run) end)
+  T.eq(r:recv(), false, "an error inside a go block")
+end)
+
 T.done("go")
