@@ -124,10 +124,12 @@ class [[nodiscard]] select_awaiter {
   }
 
  private:
+  template <std::size_t... I>
+  void make_ops(std::index_sequence<I...>) noexcept {
+    ((ops_[I] = make_op(std::get<I>(cases_))), ...);
+  }
   int start(select_state* st) noexcept {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((ops_[I] = make_op(std::get<I>(cases_))), ...);
-    }(std::make_index_sequence<n>{});
+    make_ops(std::make_index_sequence<n>{});
     return select_start(ops_, ws_, n, InOrder, st, &ok_, scratch_);
   }
   template <class C>
@@ -152,18 +154,20 @@ class [[nodiscard]] select_awaiter {
       return r;
     }
   }
-  result_type result() {
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      using fn = result_type (select_awaiter::*)();
-      static constexpr fn table[] = {&select_awaiter::make_result<I>...};
-      return (this->*table[fired_])();
-    }(std::make_index_sequence<n>{});
+  // A fold over the cases, not a table of member-function pointers: GCC 12
+  // with -fsanitize=undefined miscompiles indexing such a table.
+  template <std::size_t... I>
+  result_type result_at(std::index_sequence<I...>) {
+    std::optional<result_type> r;
+    ((static_cast<std::size_t>(fired_) == I ? (void)r.emplace(make_result<I>()) : void()), ...);
+    return std::move(*r);
   }
-  void destroy_value(int f) noexcept {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((I == static_cast<std::size_t>(f) ? destroy_if_recv<I>() : void()), ...);
-    }(std::make_index_sequence<n>{});
+  result_type result() { return result_at(std::make_index_sequence<n>{}); }
+  template <std::size_t... I>
+  void destroy_at(int f, std::index_sequence<I...>) noexcept {
+    ((I == static_cast<std::size_t>(f) ? destroy_if_recv<I>() : void()), ...);
   }
+  void destroy_value(int f) noexcept { destroy_at(f, std::make_index_sequence<n>{}); }
   template <std::size_t I>
   void destroy_if_recv() noexcept {
     using C = std::tuple_element_t<I, std::tuple<Cases...>>;
