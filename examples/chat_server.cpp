@@ -22,12 +22,11 @@ using conch::task;
 struct event {
   enum kind { join, leave, say } what;
   int id;
-  std::string text;                  // say: the line; join: the name
-  std::optional<net::socket> sock;   // join: the new client
+  std::string text;                 // say: the line; join/leave: the name
+  std::optional<net::socket> sock;  // join: the new client
 };
 
-// Events are built before the co_await: GCC 12 mishandles braced temporaries
-// inside a co_await expression (LANDSCAPE.md §3.8).
+// Events are named before co_await: GCC 12 mishandles braced temporaries there.
 task<void> reader(int id, net::socket s, chan<event> hub) {
   std::string name = s.peer().to_string();  // "" for an unnamed Unix client
   if (name.empty()) name = "client" + std::to_string(id);
@@ -60,10 +59,15 @@ task<void> run_hub(chan<event> events, bool once, net::server srv) {
     } else if (e->what == event::say) {
       broadcast(e->text);
     } else {
-      if (auto it = clients.find(e->id); it != clients.end()) it->second.out.close();
+      auto it = clients.find(e->id);
+      std::optional<net::socket> gone = it == clients.end() ? std::nullopt : std::optional(it->second);
       clients.erase(e->id);
       broadcast("* " + e->text + " left");
-      if (once && clients.empty()) srv.close();
+      if (gone) gone->out.close();
+      if (gone && once && clients.empty()) {
+        co_await gone->done().recv();  // its last lines are out: now stop
+        srv.close();
+      }
     }
     std::printf("%zu client(s); last: %s\n", clients.size(), e->text.c_str());
     std::fflush(stdout);

@@ -8,7 +8,8 @@
 // Each accepted socket gets its own go block, which receives lines from
 // `in` and sends them back on `out`. When the client closes its side, `in`
 // ends; closing `out` flushes what is queued and closes ours. With --once
-// the server exits after its first client leaves (the smoke test uses it).
+// the server exits after its first client leaves (the smoke test uses it),
+// waiting on done() so the runtime is not torn down before the last reply.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -45,7 +46,8 @@ task<int> serve(std::string address, bool once) {
       conch::go(echo(std::move(*s)));  // serve it concurrently, take the next
       continue;
     }
-    co_await echo(std::move(*s));  // --once: serve one client, then leave
+    co_await echo(*s);  // --once: serve one client, then leave, once
+    co_await s->done().recv();  // our last replies have reached the client
     srv->close();
   }
   co_return 0;

@@ -85,6 +85,7 @@ void stream_conn::abandon() noexcept {
   }
   in_.close();
   out_.close();
+  done_.close();
   finished_ = true;
   r_->remove(this);  // may free this: last
 }
@@ -130,6 +131,7 @@ void stream_conn::teardown() noexcept {
   closing_.store(true, std::memory_order_release);
   in_.close();
   out_.close();
+  done_.close();
   pending_.clear();
 }
 
@@ -305,6 +307,7 @@ void stream_conn::maybe_finish() noexcept {
   }
   in_.close();
   out_.close();
+  done_.close();
   r_->remove(this);  // may free this: last
 }
 
@@ -319,6 +322,7 @@ socket::socket(std::shared_ptr<detail::stream_conn> c)
 address socket::local() const { return c_->local(); }
 address socket::peer() const { return c_->peer(); }
 absl::Status socket::status() const { return c_->status(); }
+chan<unit> socket::done() const { return c_->done_; }
 void socket::close() { c_->close(); }
 
 namespace {

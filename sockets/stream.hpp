@@ -68,6 +68,7 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
 
   chan<std::string> in_;
   chan<std::string> out_;
+  chan<unit> done_;  // closed when the connection is finished
 
  private:
   friend conch::detail::root reader_pump(std::shared_ptr<stream_conn> c);

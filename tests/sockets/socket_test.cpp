@@ -36,6 +36,8 @@ task<void> echo_round_trip(std::string addr) {
   REQUIRE(end.has_value());
   CHECK(!end->has_value());
   CHECK(c->status().ok());
+  auto finished = co_await recv_within(c->done(), 5s);  // both directions over
+  CHECK((finished.has_value() && !finished->has_value()));
   srv->close();
 }
 

@@ -58,6 +58,11 @@ struct socket {
   /// max_frame; kDataLoss if EOF cut a length-prefixed frame short; the
   /// errno status (kUnavailable for ECONNRESET/EPIPE, ...) after an I/O error.
   absl::Status status() const;
+  /// A channel that closes once the connection is over in both directions:
+  /// everything queued on `out` was written (or dropped by an error or
+  /// close()), the read side ended, and the descriptor is closed. Await it
+  /// before destroying the runtime when the last frames must reach the peer.
+  chan<unit> done() const;
   /// Ends both directions now: `in` and `out` close (frames already in `in`
   /// can still be received; frames still queued on `out` are dropped) and the
   /// socket is shut down. Idempotent; any thread.
