@@ -234,8 +234,9 @@ int raise_conv_error(lua_State* L, conv_error e, int bad) {
 
 // ---- C++ -> Lua ----
 
+// A C function has LUA_MINSTACK free slots, so scalars need no stack check;
+// tables check for their keys and values.
 void push_value(lua_State* L, const value& v) {
-  luaL_checkstack(L, 3, "conch: value nested too deeply");
   switch (v.data.index()) {
     case 0:
       lua_pushnil(L);
@@ -256,6 +257,7 @@ void push_value(lua_State* L, const value& v) {
     }
     case 5: {
       const table& t = *std::get<5>(v.data);
+      luaL_checkstack(L, 4, "conch: value nested too deeply");
       int narr = 0;
       for (const auto& e : t.entries)
         if (e.first.is_integer()) ++narr;

@@ -181,9 +181,10 @@ bool host::step(lua_task* t) noexcept {
   current_ = nullptr;
   t->nargs = 0;
   if (status == LUA_YIELD) {
-    bool tagged = nres == 1 && lua_type(t->co, -1) == LUA_TLIGHTUSERDATA &&
-                  lua_touserdata(t->co, -1) == park_tag() && t->req.kind != op::none;
-    lua_pop(t->co, nres);
+    // Our operations set req.kind right before they yield the park tag (also
+    // through nested coroutines); a user's own yield leaves it none.
+    bool tagged = t->req.kind != op::none;
+    if (nres != 0) lua_pop(t->co, nres);
     if (tagged && t->req.kind != op::yield) {
       t->ph = phase::parked;
     } else {

@@ -51,17 +51,21 @@ int raise_not_yieldable(lua_State* L) {
 }
 
 // ---- continuations: push the outcome of a completed request ----
+// Their context is the host (saves a lua_touserdata per operation).
 
-int k_send(lua_State* L, int, lua_KContext) {
-  request* r = host_of(L)->op_request();
+lua_KContext host_ctx(host* h) noexcept { return reinterpret_cast<lua_KContext>(h); }
+host* host_from(lua_KContext ctx) noexcept { return reinterpret_cast<host*>(ctx); }
+
+int k_send(lua_State* L, int, lua_KContext ctx) {
+  request* r = host_from(ctx)->op_request();
   bool ok = r->ok;
   r->clear();
   lua_pushboolean(L, ok ? 1 : 0);
   return 1;
 }
 
-int k_recv(lua_State* L, int, lua_KContext) {
-  request* r = host_of(L)->op_request();
+int k_recv(lua_State* L, int, lua_KContext ctx) {
+  request* r = host_from(ctx)->op_request();
   op_case& c = r->cases[0];
   if (r->ok && c.full) {
     r->kind = op::single;  // busy while pushing (see get_request)
@@ -74,8 +78,8 @@ int k_recv(lua_State* L, int, lua_KContext) {
 }
 
 // Stack: [cases table]. Returns value-or-ok, channel.
-int k_select(lua_State* L, int, lua_KContext) {
-  request* r = host_of(L)->op_request();
+int k_select(lua_State* L, int, lua_KContext ctx) {
+  request* r = host_from(ctx)->op_request();
   auto f = static_cast<std::size_t>(r->fired);
   op_case& c = r->cases[f];
   if (c.is_send) {
@@ -104,7 +108,7 @@ int run_op(lua_State* L, host* h, request* r, lua_KFunction k) {
       resumer res = h->park_resumer();
       if (r->start(&res) < 0) {
         lua_pushlightuserdata(L, park_tag());
-        return lua_yieldk(L, 1, 0, k);
+        return lua_yieldk(L, 1, host_ctx(h), k);
       }
     } else if (r->start(nullptr) < 0) {
       r->clear();
@@ -118,7 +122,7 @@ int run_op(lua_State* L, host* h, request* r, lua_KFunction k) {
     resumer res = h->park_resumer();
     if (r->start(&res) < 0) h->wait_outside();
   }
-  return k(L, LUA_OK, 0);
+  return k(L, LUA_OK, host_ctx(h));
 }
 
 // Prepares r as a single operation on channel ud.
@@ -154,8 +158,7 @@ int m_send(lua_State* L) {
   request* r = get_request(L, h);
   if (!prepare_single(r, ud, true)) return raise_no_memory(L);
   fill_send(L, r, 2);
-  lua_settop(L, 1);
-  return run_op(L, h, r, k_send);
+  return run_op(L, h, r, k_send);  // the stack keeps ch (and v) while parked
 }
 
 int m_recv(lua_State* L) {
@@ -163,7 +166,6 @@ int m_recv(lua_State* L) {
   chan_ud* ud = check_chan(L, 1);
   request* r = get_request(L, h);
   if (!prepare_single(r, ud, false)) return raise_no_memory(L);
-  lua_settop(L, 1);
   return run_op(L, h, r, k_recv);
 }
 
@@ -174,7 +176,7 @@ int m_try_send(lua_State* L) {
   if (!prepare_single(r, ud, true)) return raise_no_memory(L);
   fill_send(L, r, 2);
   r->start(nullptr);  // fired >= 0 iff it committed; ok says how
-  return k_send(L, LUA_OK, 0);
+  return k_send(L, LUA_OK, host_ctx(h));
 }
 
 int m_try_recv(lua_State* L) {
@@ -183,7 +185,16 @@ int m_try_recv(lua_State* L) {
   request* r = get_request(L, h);
   if (!prepare_single(r, ud, false)) return raise_no_memory(L);
   r->start(nullptr);
-  return k_recv(L, LUA_OK, 0);
+  return k_recv(L, LUA_OK, host_ctx(h));
+}
+
+// ch:iter() -> recv, ch: `for v in ch:iter() do ... end` receives until ch
+// is closed and drained (Go's range); the for loop calls recv directly.
+int m_iter(lua_State* L) {
+  check_chan(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));  // the recv method
+  lua_pushvalue(L, 1);
+  return 2;
 }
 
 int m_close(lua_State* L) {
@@ -442,7 +453,7 @@ int l_select(lua_State* L) {
     return 2;  // default, nil
   }
   lua_settop(L, 1);
-  if (has_default) return k_select(L, LUA_OK, 0);
+  if (has_default) return k_select(L, LUA_OK, host_ctx(h));
   return run_op(L, h, r, k_select);
 }
 
@@ -625,6 +636,11 @@ void install_chan_metatable(lua_State* L, host* h) {
   set_closure(L, h, m_close, "close");
   set_closure(L, h, m_closed, "closed");
   set_closure(L, h, m_size, "size");
+  lua_getfield(L, -1, "recv");
+  lua_pushlightuserdata(L, h);
+  lua_insert(L, -2);
+  lua_pushcclosure(L, m_iter, 2);  // upvalues: host, recv
+  lua_setfield(L, -2, "iter");
   lua_setfield(L, -2, "__index");
   set_closure(L, h, m_gc, "__gc");
   set_closure(L, h, m_eq, "__eq");

@@ -13,6 +13,12 @@ namespace conch::lua::detail {
 
 bool request::reset(std::size_t count) noexcept {
   if (n != 0 || kind != op::none) clear();
+  if (count == 1 && !cases.empty()) {  // the common case: a single send or recv
+    n = 1;
+    op_case& c = cases[0];
+    c.is_send = c.full = c.refd = false;
+    return true;
+  }
   try {
     if (cases.size() < count) {
       cases.resize(count);  // all slots are empty here, so moving cases is fine

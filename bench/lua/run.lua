@@ -15,7 +15,7 @@ local which, n, impl = arg[1] or "A", math.tointeger(tonumber(arg[2] or "1000000
 local function pingpong(count)
   local ping, pong = conch.chan(), conch.chan()
   conch.go(function()
-    for v in function() return ping:recv() end do pong:send(v) end
+    for v in ping:iter() do pong:send(v) end
   end)
   return conch.go(function()
     local sum = 0
@@ -37,7 +37,7 @@ local function spsc(count)
     local t0 = conch.now()
     local consumer = conch.go(function()
       local s = 0
-      for v in function() return c:recv() end do s = s + v end
+      for v in c:iter() do s = s + v end
       return s
     end)
     conch.go(function()

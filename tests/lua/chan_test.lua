@@ -199,6 +199,22 @@ T.test("channels travel over channels and stay the same channel", function()
   T.ok(ch:recv().reply == inner, "inside a table")
 end)
 
+T.test("for v in ch:iter() receives until the channel is closed and drained", function()
+  local ch = conch.chan(4)
+  conch.go(function() for i = 1, 10 do ch:send(i) end ch:close() end)
+  local got = {}
+  for v in ch:iter() do got[#got + 1] = v end   -- main thread: blocks between values
+  T.eq(table.concat(got, ","), "1,2,3,4,5,6,7,8,9,10")
+  local sum = conch.go(function()
+    local src = conch.chan(2)
+    conch.go(function() for i = 1, 100 do src:send(i) end src:close() end)
+    local s = 0
+    for v in src:iter() do s = s + v end         -- in a go block: parks between values
+    return s
+  end)
+  T.eq(sum:recv(), 5050)
+end)
+
 T.test("methods check their receiver", function()
   local ch = conch.chan()
   T.raises(function() ch.send({}, 1) end, "conch.chan")
