@@ -148,9 +148,9 @@ class mult {
  public:
   /// Starts distributing `src`. Values read before the first tap are
   /// dropped. Must be called on a runtime thread (it starts a go block).
-  explicit mult(chan<T> src) : s_(std::make_shared<detail::mult_state<T>>(std::move(src))) {
-    go(detail::mult_loop<T>(s_));
-  }
+  explicit mult(chan<T> src)
+      : s_(std::make_shared<detail::mult_state<T>>(std::move(src))),
+        done_(go(detail::mult_loop<T>(s_))) {}
 
   /// Copies the source onto `ch` from the next value on (core.async tap).
   /// With `close` (the default) `ch` is closed when the source closes; if the
@@ -194,6 +194,11 @@ class mult {
   /// The source channel (core.async muxch*).
   const chan<T>& source() const noexcept { return s_->src; }
 
+  /// A channel that gets unit{} and closes once the mult's go block has
+  /// ended: the source closed, every value read was offered to the taps, and
+  /// the close=true taps were closed. Await it to know distribution is over.
+  const chan<unit>& done() const noexcept { return done_; }
+
   /// Number of taps now (a snapshot; for tests and diagnostics).
   std::size_t tap_count() const {
     std::lock_guard lk(s_->mu);
@@ -202,6 +207,7 @@ class mult {
 
  private:
   std::shared_ptr<detail::mult_state<T>> s_;
+  chan<unit> done_;
 };
 
 template <class T>

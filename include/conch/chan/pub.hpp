@@ -14,12 +14,14 @@
 // Every subscriber of a topic must accept a value before the topic takes the
 // next one (a slow subscriber slows its topic, and with unbuffered topics the
 // whole pub). Values whose topic has no subscribers are dropped, never
-// blocking the pub. When the source closes, every topic closes and the
-// subscribers added with close=true are closed. With buffered topics, a
-// channel subscribed to several topics may see them interleaved differently
-// from the source.
+// blocking the pub. When the source closes, every topic delivers what it
+// holds, then the subscribers added with close=true are closed (a channel
+// subscribed to several topics once all of them are done). With buffered
+// topics, a channel subscribed to several topics may see them interleaved
+// differently from the source.
 #pragma once
 
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -28,12 +30,14 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "conch/chan/buffer.hpp"
 #include "conch/chan/chan.hpp"
 #include "conch/chan/go.hpp"
 #include "conch/chan/mult.hpp"
+#include "conch/chan/select.hpp"
 
 namespace conch {
 
@@ -41,9 +45,14 @@ namespace detail {
 
 template <class T, class K>
 struct pub_state {
+  struct subscriber {
+    chan<T> ch;
+    bool close;
+  };
   struct topic {
     chan<T> ch;  // the topic's dedicated channel: the pub sends, the mult reads
-    mult<T> m;
+    mult<T> m;   // its taps are all close=false: the pub closes subscribers itself
+    std::vector<subscriber> subs;
   };
 
   pub_state(chan<T> s, std::function<K(const T&)> tf, std::function<buffer(const K&)> bf)
@@ -97,15 +106,41 @@ task<void> pub_loop(std::shared_ptr<pub_state<T, K>> s) {
     if (!ch) continue;  // nobody subscribes: drop it (core.async)
     if (!co_await ch->send(std::move(*v))) s->forget(*k, *ch);  // unsub_all closed it meanwhile
   }
-  // The source closed: every topic closes, and with it the subscribers that
-  // asked for it (each topic's mult closes its close=true taps).
-  std::unordered_map<K, typename pub_state<T, K>::topic> topics;
+  // The source closed: every topic closes and delivers what it holds. A
+  // subscriber that asked for it is closed once every topic it subscribes to
+  // is done, so a channel on several topics is not closed by the first topic
+  // to finish while another still has a value for it (core.async closes it
+  // from whichever topic ends first). Topics finish independently: one stuck
+  // subscriber delays only the channels that share a topic with it.
+  std::vector<typename pub_state<T, K>::topic> ts;
   {
     std::lock_guard lk(s->mu);
     s->done = true;
-    topics.swap(s->topics);
+    for (auto& e : s->topics) ts.push_back(std::move(e.second));
+    s->topics.clear();
   }
-  for (auto& e : topics) e.second.ch.close();
+  std::unordered_map<chan<T>, std::pair<std::size_t, bool>> open;  // topics left, close?
+  std::vector<chan<unit>> dones;
+  std::vector<std::size_t> which;  // dones[i] belongs to ts[which[i]]
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    ts[i].ch.close();
+    for (auto& sub : ts[i].subs) {
+      auto& o = open[sub.ch];
+      ++o.first;
+      o.second = o.second || sub.close;
+    }
+    dones.push_back(ts[i].m.done());
+    which.push_back(i);
+  }
+  while (!dones.empty()) {
+    std::pair<std::size_t, std::optional<unit>> r = co_await conch::select(dones);
+    for (auto& sub : ts[which[r.first]].subs) {
+      auto& o = open[sub.ch];
+      if (--o.first == 0 && o.second) sub.ch.close();
+    }
+    dones.erase(dones.begin() + static_cast<std::ptrdiff_t>(r.first));
+    which.erase(which.begin() + static_cast<std::ptrdiff_t>(r.first));
+  }
 }
 
 }  // namespace detail
@@ -148,7 +183,9 @@ class pub {
 
   /// Subscribes `ch` to `topic` (core.async sub): it gets a copy of every
   /// later value whose topic is `topic`. With `close` (the default) `ch` is
-  /// closed when the source closes; if it already has, `ch` is closed now.
+  /// closed once the source has closed and every topic `ch` subscribes to
+  /// has delivered its last value; if the source has already closed, `ch` is
+  /// closed now. Subscribing a channel twice to a topic updates its flag.
   /// A subscriber found closed is removed from its topic. Returns `ch`.
   /// Must be called on a runtime thread (a new topic starts a go block).
   chan<T> sub(const K& topic, chan<T> ch, bool close = true) const {
@@ -161,9 +198,17 @@ class pub {
     auto it = s_->topics.find(topic);
     if (it == s_->topics.end()) {
       chan<T> tc(s_->buf_fn(topic));
-      it = s_->topics.emplace(topic, typename detail::pub_state<T, K>::topic{tc, mult<T>(tc)}).first;
+      it = s_->topics.emplace(topic, typename detail::pub_state<T, K>::topic{tc, mult<T>(tc), {}}).first;
     }
-    return it->second.m.tap(std::move(ch), close);
+    auto& subs = it->second.subs;
+    // Forget subscribers that closed themselves (the mult already dropped them).
+    std::erase_if(subs, [&](const auto& e) { return e.ch.closed() && !(e.ch == ch); });
+    auto known = std::find_if(subs.begin(), subs.end(), [&](const auto& e) { return e.ch == ch; });
+    if (known != subs.end())
+      known->close = close;
+    else
+      subs.push_back({ch, close});
+    return it->second.m.tap(std::move(ch), false);
   }
 
   /// Unsubscribes `ch` from `topic` (core.async unsub); `ch` is not closed.
@@ -171,7 +216,9 @@ class pub {
   void unsub(const K& topic, const chan<T>& ch) const {
     std::lock_guard lk(s_->mu);
     auto it = s_->topics.find(topic);
-    if (it != s_->topics.end()) it->second.m.untap(ch);
+    if (it == s_->topics.end()) return;
+    std::erase_if(it->second.subs, [&](const auto& e) { return e.ch == ch; });
+    it->second.m.untap(ch);
   }
 
   /// Unsubscribes every channel from `topic` and forgets the topic; none of
