@@ -18,24 +18,10 @@
 
 namespace conch::detail {
 
-namespace {
-// Constant-initialised (no TLS guard on every call); seeded on first use.
-thread_local std::uint32_t tl_rng = 0;
-}  // namespace
-
-std::uint32_t fast_random(std::uint32_t n) noexcept {
-  // xorshift32, seeded per thread from the clock and the thread's address.
-  std::uint32_t s = tl_rng;
-  if (s == 0) {
-    s = static_cast<std::uint32_t>(now_ns()) ^
-        static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&tl_rng));
-    if (s == 0) s = 0x2545F491u;
-  }
-  s ^= s << 13;
-  s ^= s >> 17;
-  s ^= s << 5;
-  tl_rng = s;
-  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(s) * n) >> 32);
+std::uint32_t seed_random() noexcept {
+  std::uint32_t s = static_cast<std::uint32_t>(now_ns()) ^
+                    static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&tl_rng));
+  return s == 0 ? 0x2545F491u : s;
 }
 
 namespace {

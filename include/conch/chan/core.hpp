@@ -269,7 +269,41 @@ int select_start(select_op* ops, waiter* waiters, std::size_t n, bool in_order,
 /// did not fire. Returns the fired index or -1 if none fired.
 int select_finish(select_op* ops, waiter* waiters, std::size_t n, select_state* st) noexcept;
 
+// xorshift32 state per thread; 0 until first use (constant-initialised, so
+// no TLS guard on each call).
+inline thread_local std::uint32_t tl_rng = 0;
+std::uint32_t seed_random() noexcept;
+
 /// A random index below n from a per-thread generator (select fairness).
-std::uint32_t fast_random(std::uint32_t n) noexcept;
+inline std::uint32_t fast_random(std::uint32_t n) noexcept {
+  std::uint32_t s = tl_rng;
+  if (s == 0) s = seed_random();
+  s ^= s << 13;
+  s ^= s >> 17;
+  s ^= s << 5;
+  tl_rng = s;
+  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(s) * n) >> 32);
+}
+
+/// The select fast path for two cases, inline: in a random order (in order
+/// for priority: only the first case), try the first case whose channel
+/// looks ready, under that channel's lock alone. Returns the committed case
+/// or -1 (then the caller runs select_start). For two cases a random start
+/// is exactly a uniform random order, so fairness is unchanged.
+inline int select_two_fast(select_op* ops, bool in_order, bool* ok) noexcept {
+  std::uint32_t first = in_order ? 0 : fast_random(2);
+  for (std::uint32_t k = 0; k < (in_order ? 1u : 2u); ++k) {
+    std::uint32_t i = first ^ k;
+    select_op& op = ops[i];
+    if (!(op.is_send ? op.c->send_hint() : op.c->recv_hint())) continue;
+    op.c->mu_.lock();
+    op_status s = op.is_send ? op.c->send_locked(op.slot) : op.c->recv_locked(op.slot);
+    op.c->mu_.unlock();
+    if (s == op_status::blocked) return -1;
+    *ok = s == op_status::ok;
+    return static_cast<int>(i);
+  }
+  return -1;
+}
 
 }  // namespace conch::detail

@@ -130,6 +130,10 @@ class [[nodiscard]] select_awaiter {
   }
   int start(select_state* st) noexcept {
     make_ops(std::make_index_sequence<n>{});
+    if constexpr (n == 2) {
+      int f = select_two_fast(ops_, InOrder, &ok_);
+      if (f >= 0) return f;
+    }
     return select_start(ops_, ws_, n, InOrder, st, &ok_, scratch_);
   }
   template <class C>
