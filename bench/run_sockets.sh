@@ -1,0 +1,73 @@
+#!/bin/bash
+# bench/run_sockets.sh: the socket echo matrix (issue 4), conch vs epoll vs liburing.
+#
+#   bench/run_sockets.sh [--smoke] [BENCH_BUILD_DIR]      (default: build/bench)
+#   SECS=3 bench/run_sockets.sh build-rel/bench           (seconds per cell; default 2)
+#
+# Each server runs pinned to CPU 0, the load generator (conch_bench_sock_loadgen)
+# to CPU 1: 1, 16 and 256 connections; 64 B request/response, 16 KiB
+# request/response, 16 KiB pipelined (16 in flight); TCP loopback and Unix.
+# Prints the generator's machine-readable lines, then a table per cell:
+# msgs/s, MB/s, p50/p99 latency (us) and server CPU ns per message, and the
+# conch/epoll throughput ratio.
+set -euo pipefail
+smoke=0
+if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
+B=${1:-build/bench}
+SECS=${SECS:-2}
+CONNS=${CONNS:-"1 16 256"}
+WORKLOADS=${WORKLOADS:-"64:1 16384:1 16384:16"}
+TRANSPORTS=${TRANSPORTS:-"tcp unix"}
+SERVERS=${SERVERS:-"conch epoll uring"}
+if [ $smoke = 1 ]; then SECS=0.3; CONNS="4"; WORKLOADS="64:1 16384:4"; fi
+ncpu=$(nproc)
+pin_srv=(); pin_gen=()
+if command -v taskset >/dev/null && [ "$ncpu" -ge 2 ]; then pin_srv=(taskset -c 0); pin_gen=(taskset -c 1); fi
+
+declare -A bin=([conch]=$B/conch_bench_sock_echo [epoll]=$B/conch_bench_sock_epoll_server
+                [uring]=$B/conch_bench_sock_uring_server)
+results=$(mktemp)
+trap 'rm -f "$results" /tmp/conch-bench-$$-*' EXIT
+
+for srv in $SERVERS; do
+  for tr in $TRANSPORTS; do
+    if [ "$tr" = tcp ]; then spec="tcp:$((20000 + RANDOM % 20000))"; target="tcp:127.0.0.1:${spec#tcp:}"
+    else spec="unix:/tmp/conch-bench-$$-$srv.sock"; target="$spec"; fi
+    log=/tmp/conch-bench-$$-$srv.log
+    "${pin_srv[@]}" "${bin[$srv]}" "$spec" > "$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do grep -q ready "$log" 2>/dev/null && break; sleep 0.05; done
+    if ! grep -q ready "$log"; then echo "server $srv did not start:"; cat "$log"; kill $pid; exit 1; fi
+    for c in $CONNS; do
+      for w in $WORKLOADS; do
+        size=${w%:*}; depth=${w#*:}
+        line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
+        echo "server=$srv transport=$tr $line" | tee -a "$results"
+      done
+    done
+    kill $pid; wait $pid 2>/dev/null || true
+  done
+done
+
+[ $smoke = 1 ] && exit 0
+echo
+echo "server CPU pinned to 0, generator to 1; ${SECS}s per cell; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+awk '
+  { for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    key = v["transport"] " " v["conns"] " " v["size"] "x" v["depth"]
+    if (!(key in seen)) { seen[key] = 1; order[n++] = key }
+    m[key, v["server"]] = v["msgs_per_s"]; mb[key, v["server"]] = v["MB_per_s"]
+    p50[key, v["server"]] = v["p50_us"]; p99[key, v["server"]] = v["p99_us"]
+    cpu[key, v["server"]] = v["server_cpu_ns_per_msg"] }
+  END {
+    printf "%-22s | %-38s | %-38s | %-38s | %s\n", "transport conns msg", "conch msgs/s MB/s p50/p99us ns/msg",
+           "epoll", "uring", "conch/epoll"
+    for (i = 0; i < n; ++i) {
+      k = order[i]; line = sprintf("%-22s", k)
+      split("conch epoll uring", s, " ")
+      for (j = 1; j <= 3; ++j)
+        line = line sprintf(" | %9s %7s %6s/%-7s %6s", m[k, s[j]], mb[k, s[j]], p50[k, s[j]], p99[k, s[j]], cpu[k, s[j]])
+      r = (m[k, "epoll"] > 0) ? sprintf("%.2f", m[k, "conch"] / m[k, "epoll"]) : "-"
+      print line " | " r
+    }
+  }' "$results"

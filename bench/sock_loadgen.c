@@ -1,0 +1,244 @@
+// bench/sock_loadgen.c
+// Echo load generator: N connections, S-byte messages, D in flight each; msgs/s, MB/s, latency, server CPU.
+//
+//   sock_loadgen <tcp:HOST:PORT|unix:PATH> <conns> <size> <depth> <seconds> [server-pid]
+//
+// Single thread, epoll, non-blocking sockets. Each connection keeps `depth`
+// messages in flight: it sends a message, and one message is complete when
+// `size` more bytes have come back (echo servers return the bytes in order,
+// whatever chunks they use). Latency is send-to-last-byte per message. After
+// a warm-up of a quarter of the run (at least 0.3 s) the measurement window
+// starts; if a server pid is given, the server's CPU time (the sum of
+// /proc/<pid>/task/*/schedstat, in ns, all its threads and io_uring workers)
+// is read at both ends of the window. Prints one machine-readable line:
+//   bench=sock_echo conns=.. size=.. depth=.. msgs_per_s=.. MB_per_s=..
+//   p50_us=.. p99_us=.. server_cpu_ns_per_msg=..
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  int fd;
+  uint64_t* sent_at;   // ring of send times, one per message in flight
+  unsigned head, count;
+  size_t out_off;      // bytes of the current outgoing message already written
+  int want_send;       // messages still to start writing
+  size_t in_bytes;     // bytes received towards the oldest message in flight
+  int writable_armed;
+} conn;
+
+static size_t g_size;
+static unsigned g_depth;
+static char* g_msg;
+static int g_ep;
+static int g_measuring;
+static uint64_t g_done;
+static uint64_t* g_lat;
+static size_t g_nlat, g_caplat;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t server_cpu_ns(int pid) {
+  if (pid <= 0) return 0;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR* d = opendir(path);
+  if (!d) return 0;
+  uint64_t sum = 0;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char p2[512];
+    snprintf(p2, sizeof p2, "/proc/%d/task/%s/schedstat", pid, e->d_name);
+    FILE* f = fopen(p2, "r");
+    if (!f) continue;
+    unsigned long long run = 0;
+    if (fscanf(f, "%llu", &run) == 1) sum += run;
+    fclose(f);
+  }
+  closedir(d);
+  return sum;
+}
+
+static int dial(const char* target) {
+  int fd;
+  if (strncmp(target, "unix:", 5) == 0) {
+    struct sockaddr_un a = {0};
+    a.sun_family = AF_UNIX;
+    socklen_t len;
+    if (target[5] == '@') {  // abstract
+      strncpy(a.sun_path + 1, target + 6, sizeof a.sun_path - 2);
+      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(target + 6));
+    } else {
+      strncpy(a.sun_path, target + 5, sizeof a.sun_path - 1);
+      len = sizeof a;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr*)&a, len) != 0) return -1;
+  } else {
+    char host[64];
+    const char* hp = strncmp(target, "tcp:", 4) == 0 ? target + 4 : target;
+    const char* colon = strrchr(hp, ':');
+    if (!colon) return -1;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)atoi(colon + 1));
+    inet_pton(AF_INET, host, &a.sin_addr);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+static void arm(conn* c, int writable) {
+  if (c->writable_armed == writable) return;
+  struct epoll_event ev = {.events = EPOLLIN | (writable ? EPOLLOUT : 0), .data.ptr = c};
+  epoll_ctl(g_ep, EPOLL_CTL_MOD, c->fd, &ev);
+  c->writable_armed = writable;
+}
+
+// Writes as much of the queued messages as the socket takes.
+static void pump_out(conn* c) {
+  while (c->want_send > 0) {
+    if (c->out_off == 0) {  // a new message starts: stamp it
+      c->sent_at[(c->head + c->count) % g_depth] = now_ns();
+      c->count++;
+    }
+    ssize_t n = send(c->fd, g_msg + c->out_off, g_size - c->out_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (c->out_off == 0) c->count--;  // not started after all
+      if (errno == EAGAIN) break;
+      perror("send");
+      exit(1);
+    }
+    c->out_off += (size_t)n;
+    if (c->out_off < g_size) break;
+    c->out_off = 0;
+    c->want_send--;
+  }
+  arm(c, c->want_send > 0);
+}
+
+static void on_readable(conn* c) {
+  static char buf[1 << 16];
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EAGAIN) break;
+      perror("recv");
+      exit(1);
+    }
+    if (n == 0) {
+      fprintf(stderr, "sock_loadgen: server closed a connection\n");
+      exit(1);
+    }
+    c->in_bytes += (size_t)n;
+    while (c->in_bytes >= g_size && c->count > 0) {
+      c->in_bytes -= g_size;
+      uint64_t t0 = c->sent_at[c->head];
+      c->head = (c->head + 1) % g_depth;
+      c->count--;
+      if (g_measuring) {
+        g_done++;
+        if (g_nlat == g_caplat) {
+          g_caplat = g_caplat ? g_caplat * 2 : 1 << 16;
+          g_lat = realloc(g_lat, g_caplat * sizeof *g_lat);
+        }
+        g_lat[g_nlat++] = now_ns() - t0;
+      }
+      c->want_send++;
+    }
+  }
+  pump_out(c);
+}
+
+static int cmp_u64(const void* a, const void* b) {
+  uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 6) {
+    fprintf(stderr, "usage: %s <tcp:HOST:PORT|unix:PATH> conns size depth seconds [server-pid]\n",
+            argv[0]);
+    return 64;
+  }
+  const char* target = argv[1];
+  int nconn = atoi(argv[2]);
+  g_size = (size_t)atol(argv[3]);
+  g_depth = (unsigned)atoi(argv[4]);
+  double seconds = atof(argv[5]);
+  int pid = argc > 6 ? atoi(argv[6]) : 0;
+  g_msg = malloc(g_size);
+  memset(g_msg, 'm', g_size);
+  g_ep = epoll_create1(0);
+  conn* conns = calloc((size_t)nconn, sizeof *conns);
+  for (int i = 0; i < nconn; ++i) {
+    conn* c = &conns[i];
+    c->fd = dial(target);
+    if (c->fd < 0) {
+      perror("connect");
+      return 1;
+    }
+    c->sent_at = calloc(g_depth, sizeof(uint64_t));
+    c->want_send = (int)g_depth;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(g_ep, EPOLL_CTL_ADD, c->fd, &ev);
+  }
+  for (int i = 0; i < nconn; ++i) pump_out(&conns[i]);
+
+  double warm = seconds / 4 < 0.3 ? 0.3 : seconds / 4;
+  uint64_t start = now_ns(), t_measure = start + (uint64_t)(warm * 1e9);
+  uint64_t t_end = t_measure + (uint64_t)(seconds * 1e9);
+  uint64_t cpu0 = 0, t0 = 0;
+  struct epoll_event evs[512];
+  for (;;) {
+    uint64_t t = now_ns();
+    if (!g_measuring && t >= t_measure) {
+      g_measuring = 1;
+      cpu0 = server_cpu_ns(pid);
+      t0 = t;
+    }
+    if (t >= t_end) break;
+    int n = epoll_wait(g_ep, evs, 512, 100);
+    for (int i = 0; i < n; ++i) {
+      conn* c = evs[i].data.ptr;
+      if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
+      else if (evs[i].events & EPOLLOUT) pump_out(c);
+    }
+  }
+  uint64_t t1 = now_ns();
+  uint64_t cpu1 = server_cpu_ns(pid);
+  double secs = (double)(t1 - t0) / 1e9;
+  qsort(g_lat, g_nlat, sizeof *g_lat, cmp_u64);
+  double p50 = g_nlat ? (double)g_lat[g_nlat / 2] / 1e3 : 0;
+  double p99 = g_nlat ? (double)g_lat[(size_t)((double)g_nlat * 0.99)] / 1e3 : 0;
+  double msgs = (double)g_done / secs;
+  printf("bench=sock_echo target=%s conns=%d size=%zu depth=%u msgs_per_s=%.0f MB_per_s=%.1f "
+         "p50_us=%.1f p99_us=%.1f server_cpu_ns_per_msg=%.0f\n",
+         target, nconn, g_size, g_depth, msgs, msgs * (double)g_size / 1e6, p50, p99,
+         g_done && pid > 0 ? (double)(cpu1 - cpu0) / (double)g_done : 0.0);
+  return 0;
+}
