@@ -44,6 +44,7 @@ TEST_CASE("mult copies every value to every tap and closes the close=true taps",
     CHECK(db.closed);
     CHECK(da.values == std::vector<std::string>{"x", "y", "z"});
     CHECK(db.values == da.values);
+    CHECK((co_await recv_within(m.done())).value.has_value());  // distribution is over
     for (const char* s : {"x", "y", "z"}) CHECK((co_await recv_within(keep)).value == s);
     CHECK(co_await stays_silent(keep));
     CHECK_FALSE(keep.closed());

@@ -44,7 +44,9 @@
 //    for a closed output and stops when both are closed (core.async stops at
 //    the first refused value and leaves the other output open forever).
 //  - tap/sub after the source has closed closes the channel at once (if its
-//    close flag says so) instead of leaving it open forever.
+//    close flag says so) instead of leaving it open forever. A channel
+//    subscribed to several topics of a pub is closed once all of them have
+//    delivered their last value, not by whichever topic finishes first.
 //  - mix: a soloed input is read even if paused, as core.async's docstring
 //    says (its code honours pause in solo_mode mute); admix of an input
 //    already in the mix keeps its flags (core.async resets them).
