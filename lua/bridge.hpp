@@ -33,6 +33,8 @@
 #include "conch/chan/select.hpp"
 #include "conch/core/runtime.hpp"
 #include "conch/lua/value.hpp"
+#include "conch/net/socket.hpp"
+#include "conch/net/udp.hpp"
 
 namespace conch::lua::detail {
 
@@ -47,12 +49,13 @@ using conch::detail::waiter;
 // ---- elements: what one channel slot holds, by channel kind ----
 
 /// The element type of a channel, in any_chan::storage order.
-enum class elem : std::uint8_t { value = 0, string = 1, int64 = 2, float64 = 3 };
+enum class elem : std::uint8_t { value = 0, string = 1, int64 = 2, float64 = 3, socket = 4, datagram = 5 };
 
 /// Raw storage for one element of any channel kind.
 struct elem_slot {
-  static constexpr std::size_t size = std::max(sizeof(value), sizeof(std::string));
-  alignas(value) alignas(std::string) unsigned char bytes[size];
+  static constexpr std::size_t size =
+      std::max({sizeof(value), sizeof(std::string), sizeof(net::socket), sizeof(net::datagram)});
+  alignas(value) alignas(std::string) alignas(net::socket) alignas(net::datagram) unsigned char bytes[size];
   void* raw() noexcept { return bytes; }
 };
 
@@ -72,7 +75,8 @@ struct chan_ud {
 
 /// Why a Lua value could not be converted; none = it was.
 enum class conv_error : std::uint8_t {
-  none, nil, bad_type, not_string, not_integer, not_number, cycle, too_deep, no_memory
+  none, nil, bad_type, not_string, not_integer, not_number, cycle, too_deep, no_memory,
+  not_socket, not_datagram
 };
 
 /// Converts the Lua value at `idx` to an element of type `t`, constructed in
@@ -98,6 +102,25 @@ chan_ud* new_chan_ud(lua_State* L);
 void finish_chan_ud(lua_State* L);
 /// The channel userdata at `idx`, or null if it is something else.
 chan_ud* to_chan_ud(lua_State* L, int idx) noexcept;
+
+// ---- sockets (lua/net.cpp) ----
+
+class host;
+
+/// Pushes a socket object (fields input/output, also ["in"]/["out"]; methods
+/// close, peer, address, status). May raise before anything is built.
+void push_socket(lua_State* L, const net::socket& s);
+/// The socket of the socket object at idx, or null.
+const net::socket* to_socket(lua_State* L, int idx) noexcept;
+/// Converts a Lua datagram {data = string, peer = address string} into raw
+/// storage `out`. Never raises.
+conv_error to_datagram(lua_State* L, int idx, void* out) noexcept;
+/// Pushes {data = ..., peer = "host:port"} (may raise).
+void push_datagram(lua_State* L, const net::datagram& d);
+/// Creates the socket, server and UDP metatables (host::create calls it).
+void install_net_metatables(lua_State* L, host* h);
+/// Adds listen, connect, udp, resolve, interfaces to the module table on top.
+void add_net_functions(lua_State* L, host* h);
 
 /// Registry keys (their addresses are the keys).
 extern const char chan_mt_key;
@@ -279,6 +302,12 @@ class host {
   /// to the home loop until the operation completes, then takes it back.
   void wait_outside() noexcept;
 
+  /// Runs fn(arg) on the home loop and returns when it has run (directly if
+  /// called there; else through the control queue, the caller waiting). For
+  /// calls the sockets layer requires on a runtime thread (listen, bind_udp,
+  /// go). fn must not touch Lua.
+  void call_on_loop(void (*fn)(void*) noexcept, void* arg) noexcept;
+
   /// Outside thread: runs the home loop until no go block of this state is
   /// left (conch.run()). Returns at once if there is none.
   void wait_idle() noexcept;
@@ -318,7 +347,7 @@ class host {
   bool run_commands() noexcept;     // false: shut down
 
  private:
-  enum class cmd : std::uint8_t { kick, take, add_timer, shutdown };
+  enum class cmd : std::uint8_t { kick, take, add_timer, call, shutdown };
   struct command {
     cmd kind;
     void* arg;
@@ -364,7 +393,9 @@ class host {
   bool outside_done_ = false;
   bool outside_released_ = false;
   bool taken_ = false;
-  bool wait_idle_ = false;  // the outside thread waits in wait_idle (baton holder)
+  bool wait_idle_ = false;
+  bool call_done_ = false;
+  void (*call_fn_)(void*) noexcept = nullptr;  // the outside thread waits in wait_idle (baton holder)
   bool shut_ = false;
 
   // Commands from the outside thread to the home loop.
@@ -381,6 +412,13 @@ class host {
 /// Creates the channel metatable of L's state (host::create calls it, so C++
 /// can hand channels over before any `require "conch"`).
 void install_chan_metatable(lua_State* L, host* h);
+/// Receives from `core` (element type `type`) like ch:recv(): parks the go
+/// block or blocks the outside thread; then calls k(L, LUA_OK, ctx) where
+/// ctx is the host (reinterpret_cast) and h->op_request() holds the outcome
+/// (ok; cases[0] full with the element). k must clear() the request.
+int recv_core(lua_State* L, host* h, chan_core* core, elem type, lua_KFunction k);
+int raise_no_memory(lua_State* L);
+
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// the channel metatable and conch's coroutine.resume/wrap. Returns 1.
 int open_module(lua_State* L);

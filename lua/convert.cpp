@@ -37,6 +37,12 @@ void destroy_elem(elem t, void* p) noexcept {
     case elem::int64:
     case elem::float64:
       break;  // trivial
+    case elem::socket:
+      static_cast<net::socket*>(p)->~socket();
+      break;
+    case elem::datagram:
+      static_cast<net::datagram*>(p)->~datagram();
+      break;
   }
 }
 
@@ -202,6 +208,14 @@ conv_error to_elem(lua_State* L, int idx, elem t, void* out, int* bad) noexcept 
       if (type != LUA_TNUMBER) return conv_error::not_number;
       new (out) double(static_cast<double>(lua_tonumber(L, idx)));
       return conv_error::none;
+    case elem::socket:
+      if (const net::socket* s = to_socket(L, idx)) {
+        new (out) net::socket(*s);
+        return conv_error::none;
+      }
+      return conv_error::not_socket;
+    case elem::datagram:
+      return to_datagram(L, idx, out);
   }
   return conv_error::bad_type;
 }
@@ -226,6 +240,10 @@ int raise_conv_error(lua_State* L, conv_error e, int bad) {
                         static_cast<int>(kMaxDepth));
     case conv_error::no_memory:
       return luaL_error(L, "conch: not enough memory");
+    case conv_error::not_socket:
+      return luaL_error(L, "conch: this channel carries sockets, not %s", lua_typename(L, bad));
+    case conv_error::not_datagram:
+      return luaL_error(L, "conch: a datagram is {data = string, peer = \"host:port\"}");
     case conv_error::none:
       break;
   }
@@ -290,6 +308,12 @@ void push_elem(lua_State* L, elem t, void* p) {
       break;
     case elem::float64:
       lua_pushnumber(L, static_cast<lua_Number>(*static_cast<double*>(p)));
+      break;
+    case elem::socket:
+      push_socket(L, *static_cast<net::socket*>(p));
+      break;
+    case elem::datagram:
+      push_datagram(L, *static_cast<net::datagram*>(p));
       break;
   }
 }

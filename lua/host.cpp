@@ -105,6 +105,7 @@ host* host::create(lua_State* L, loop* home, runtime* owned,
   h->aux_ = aux;
   box->h = h;
   install_chan_metatable(L, h);
+  install_net_metatables(L, h);
   return h;
 }
 
@@ -377,6 +378,13 @@ bool host::run_commands() noexcept {
         case cmd::add_timer:
           conch::detail::timer_add(home_, static_cast<conch::detail::timer_node*>(batch[i].arg));
           break;
+        case cmd::call: {
+          call_fn_(batch[i].arg);
+          std::lock_guard lk(mu_);
+          call_done_ = true;
+          cv_.notify_all();
+          break;
+        }
         case cmd::shutdown:
           kill_all(true);
           if (zombies_ == 0) signal_shutdown_done();
@@ -428,6 +436,18 @@ void host::outside_woken() noexcept {
   outside_done_ = true;
   if (outside_released_) baton_.store(outside, std::memory_order_release);
   cv_.notify_all();
+}
+
+void host::call_on_loop(void (*fn)(void*) noexcept, void* arg) noexcept {
+  if (on_home_loop()) {
+    fn(arg);
+    return;
+  }
+  call_fn_ = fn;  // one outside thread at a time; read by the loop after post()
+  post(cmd::call, arg);
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [this] { return call_done_; });
+  call_done_ = false;
 }
 
 void host::acquire() noexcept {

@@ -136,7 +136,21 @@ bool prepare_single(request* r, chan_ud* ud, bool is_send) noexcept {
   return true;
 }
 
+}  // namespace
+
 int raise_no_memory(lua_State* L) { return luaL_error(L, "conch: not enough memory"); }
+
+int recv_core(lua_State* L, host* h, chan_core* core, elem type, lua_KFunction k) {
+  request* r = get_request(L, h);
+  if (!r->reset(1)) return raise_no_memory(L);
+  r->kind = op::single;
+  op_case& c = r->cases[0];
+  c.core = core;
+  c.type = type;
+  return run_op(L, h, r, k);
+}
+
+namespace {
 
 // Converts argument `idx` into r's send slot; raises on failure.
 void fill_send(lua_State* L, request* r, int idx) {
@@ -231,7 +245,7 @@ int m_eq(lua_State* L) {
 
 int m_tostring(lua_State* L) {
   chan_ud* ud = check_chan(L, 1);
-  static const char* const kinds[] = {"", "<string>", "<integer>", "<number>"};
+  static const char* const kinds[] = {"", "<string>", "<integer>", "<number>", "<socket>", "<datagram>"};
   lua_pushfstring(L, "conch.chan%s: %p", kinds[static_cast<int>(ud->type)], static_cast<void*>(ud->core));
   return 1;
 }
@@ -671,6 +685,7 @@ int open_module(lua_State* L) {
   set_closure(L, h, l_on_error, "on_error");
   set_closure(L, h, l_tasks, "tasks");
   set_closure(L, h, l_run, "run");
+  add_net_functions(L, h);
   return 1;
 }
 

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "conch/chan/chan.hpp"
+#include "conch/net/socket.hpp"
+#include "conch/net/udp.hpp"
 
 namespace conch::lua {
 
@@ -84,11 +86,14 @@ struct table {
 };
 
 /// A handle to a channel of any element type a Lua state can use: the
-/// channels Lua creates (chan<value>) and the typed channels C++ hands over.
+/// channels Lua creates (chan<value>), the typed channels C++ hands over, and
+/// the sockets layer's channels of connections and datagrams (a server's
+/// `connections`, a UDP socket's `in`/`out`).
 class any_chan {
  public:
   using storage = std::variant<conch::chan<value>, conch::chan<std::string>,
-                               conch::chan<std::int64_t>, conch::chan<double>>;
+                               conch::chan<std::int64_t>, conch::chan<double>,
+                               conch::chan<net::socket>, conch::chan<net::datagram>>;
 
   template <class T>
   explicit any_chan(conch::chan<T> c) noexcept : ch_(std::move(c)) {}
@@ -98,7 +103,8 @@ class any_chan {
   const conch::chan<T>* get_if() const noexcept {
     return std::get_if<conch::chan<T>>(&ch_);
   }
-  /// Which alternative of `storage` this is: 0 value, 1 string, 2 int64, 3 double.
+  /// Which alternative of `storage` this is: 0 value, 1 string, 2 int64,
+  /// 3 double, 4 socket, 5 datagram.
   std::size_t kind() const noexcept { return ch_.index(); }
   conch::detail::chan_core* core() const noexcept {
     return std::visit([](const auto& c) { return conch::detail::get_core(c); }, ch_);
