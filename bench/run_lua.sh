@@ -29,10 +29,16 @@ if [[ -z ${NO_BUILD:-} ]]; then
   fi
 fi
 
-run() {  # prints the value= field of the one result line, or FAIL
+run() {  # prints wall/cpu (the value= and cpu= fields of the result line), or FAIL
   local out
   out=$(timeout 300 "$@" 2>/dev/null | grep '^bench=' | tail -1) || true
-  [[ $out =~ value=([0-9.]+) ]] && echo "${BASH_REMATCH[1]}" || echo FAIL
+  if [[ $out =~ value=([0-9.]+) ]]; then
+    local wall=${BASH_REMATCH[1]} cpu=0
+    [[ $out =~ cpu=([0-9.]+) ]] && cpu=${BASH_REMATCH[1]}
+    echo "$wall/$cpu"
+  else
+    echo FAIL
+  fi
 }
 
 declare -A res
@@ -51,20 +57,26 @@ for ((r = 1; r <= RUNS; ++r)); do
   done
 done
 
-median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
-spread() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {if (NR) printf "%s..%s", lo, hi}'; }
+# $1 = field (1 wall, 2 cpu); stdin: the results of one workload and implementation.
+median() { tr ' ' '\n' | grep -E '^[0-9.]+/' | cut -d/ -f"$1" | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
+spread() { tr ' ' '\n' | grep -E '^[0-9.]+/' | cut -d/ -f"$1" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {if (NR) printf "%s..%s", lo, hi}'; }
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   runs: $RUNS   rev: $(git -C "$ROOT" rev-parse --short HEAD)"
-printf '%-12s %-10s %12s  %s\n' workload impl "median ns/op" "min..max"
+printf '%-12s %-10s %12s  %-18s %12s  %s\n' workload impl "wall ns/op" "wall min..max" "cpu ns/op" "cpu min..max"
 for w in A B; do
   name=A_pingpong; [[ $w == B ]] && name=B_spsc
   for i in "${impls[@]}"; do
-    printf '%-12s %-10s %12s  %s\n' "$name" "$i" "$(echo ${res[$w,$i]} | median)" "$(echo ${res[$w,$i]} | spread)"
-    eval "med_${w}_${i//-/_}=$(echo ${res[$w,$i]} | median)"
+    printf '%-12s %-10s %12s  %-18s %12s  %s\n' "$name" "$i" "$(echo ${res[$w,$i]} | median 1)" \
+      "$(echo ${res[$w,$i]} | spread 1)" "$(echo ${res[$w,$i]} | median 2)" "$(echo ${res[$w,$i]} | spread 2)"
+    eval "wall_${w}_${i//-/_}=$(echo ${res[$w,$i]} | median 1)"
+    eval "cpu_${w}_${i//-/_}=$(echo ${res[$w,$i]} | median 2)"
   done
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 echo
-echo "A: Lua (embedded) / Go = $(ratio "$med_A_lua_embed" "$med_A_go1")  (target <= 1.5x)   Lua / C++ conch = $(ratio "$med_A_lua_embed" "$med_A_conch1")  (target <= 4x)"
-echo "A: Lua (lua5.4)   / Go = $(ratio "$med_A_lua_stock" "$med_A_go1")                      Lua / C++ conch = $(ratio "$med_A_lua_stock" "$med_A_conch1")"
-echo "B: Lua (embedded) / Go = $(ratio "$med_B_lua_embed" "$med_B_go1")  (target <= 3x)    Lua (lua5.4) / Go = $(ratio "$med_B_lua_stock" "$med_B_go1")"
+echo "ratios (wall | cpu), medians:"
+echo "A: Lua embedded / Go      = $(ratio "$wall_A_lua_embed" "$wall_A_go1") | $(ratio "$cpu_A_lua_embed" "$cpu_A_go1")   (target <= 1.5x)"
+echo "A: Lua lua5.4   / Go      = $(ratio "$wall_A_lua_stock" "$wall_A_go1") | $(ratio "$cpu_A_lua_stock" "$cpu_A_go1")"
+echo "A: Lua embedded / C++     = $(ratio "$wall_A_lua_embed" "$wall_A_conch1") | $(ratio "$cpu_A_lua_embed" "$cpu_A_conch1")   (target <= 4x)"
+echo "B: Lua embedded / Go      = $(ratio "$wall_B_lua_embed" "$wall_B_go1") | $(ratio "$cpu_B_lua_embed" "$cpu_B_go1")   (target <= 3x)"
+echo "B: Lua lua5.4   / Go      = $(ratio "$wall_B_lua_stock" "$wall_B_go1") | $(ratio "$cpu_B_lua_stock" "$cpu_B_go1")"

@@ -6,7 +6,8 @@
 --
 --   LUA_CPATH='build/lua/?.so' lua5.4 bench/lua/run.lua A 1000000 [impl-name]
 -- (conch_bench_lua runs this same file through the embedding API.)
--- Prints: bench=<name> impl=<impl> param=threads:1/n:<n> value=<ns> unit=ns/op
+-- Prints: bench=<name> impl=<impl> param=threads:1/n:<n> value=<ns> unit=ns/op cpu=<ns>
+-- (cpu: the process's CPU time per op, os.clock(), as the Go and C++ programs report it)
 -- Both sides run in go blocks (as Go's goroutines do); warm-up n/10 first.
 local conch = require "conch"
 
@@ -19,22 +20,22 @@ local function pingpong(count)
   end)
   return conch.go(function()
     local sum = 0
-    local t0 = conch.now()
+    local t0, c0 = conch.now(), os.clock()
     for i = 0, count - 1 do
       ping:send(i)
       sum = sum + pong:recv()
     end
-    local dt = conch.now() - t0
+    local dt, dc = conch.now() - t0, os.clock() - c0
     ping:close()
     assert(sum == count * (count - 1) // 2, "checksum")
-    return dt * 1e6 / count
+    return { dt * 1e6 / count, dc * 1e9 / count }
   end):recv()
 end
 
 local function spsc(count)
   return conch.go(function()
     local c = conch.chan(1024)
-    local t0 = conch.now()
+    local t0, c0 = conch.now(), os.clock()
     local consumer = conch.go(function()
       local s = 0
       for v in c:iter() do s = s + v end
@@ -45,9 +46,9 @@ local function spsc(count)
       c:close()
     end)
     local s = consumer:recv()
-    local dt = conch.now() - t0
+    local dt, dc = conch.now() - t0, os.clock() - c0
     assert(s == count * (count - 1) // 2, "checksum")
-    return dt * 1e6 / count
+    return { dt * 1e6 / count, dc * 1e9 / count }
   end):recv()
 end
 
@@ -55,5 +56,5 @@ local workloads = { A = { "A_pingpong", pingpong }, B = { "B_spsc", spsc } }
 local w = assert(workloads[which], "workload A or B")
 w[2](n // 10)  -- warm-up
 collectgarbage()
-local ns = w[2](n)
-print(("bench=%s impl=%s param=threads:1/n:%d value=%.1f unit=ns/op"):format(w[1], impl, n, ns))
+local r = w[2](n)
+print(("bench=%s impl=%s param=threads:1/n:%d value=%.1f unit=ns/op cpu=%.1f"):format(w[1], impl, n, r[1], r[2]))
