@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "conch/chan/chan.hpp"
 #include "conch/chan/select.hpp"
 #include "conch/core/runtime.hpp"
@@ -322,6 +323,18 @@ class host {
   /// Schedules the running task's driver to run again (cooperative yield).
   void reschedule_current() noexcept;
   bool is_go_thread(lua_State* co) const noexcept { return by_thread_.contains(co); }
+  /// A user coroutine whose channel park was passed up to its go block is
+  /// "parked": only conch's resume may continue it (baton holder).
+  bool mark_parked(lua_State* co) noexcept {
+    try {
+      parked_.insert(co);
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+  void unmark_parked(lua_State* co) noexcept { parked_.erase(co); }
+  bool is_parked(lua_State* co) const noexcept { return parked_.contains(co); }
   std::size_t live_tasks() const noexcept { return by_thread_.size(); }
 
   // ---- timers ----
@@ -382,6 +395,7 @@ class host {
   // deferred_ to the home loop thread.
   lua_task* tasks_ = nullptr;
   absl::flat_hash_map<lua_State*, lua_task*> by_thread_;
+  absl::flat_hash_set<lua_State*> parked_;
   task_queue pending_;
   task_queue deferred_;
 

@@ -492,6 +492,7 @@ void host::kill_all(bool loop_alive) noexcept {
   dead_ = true;
   baton_.store(outside, std::memory_order_release);
   by_thread_.clear();
+  parked_.clear();
   pending_.take_all();
   deferred_.take_all();
   for (lua_task* t = tasks_; t != nullptr;) {

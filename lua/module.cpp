@@ -540,10 +540,12 @@ int k_resume(lua_State* L, int status, lua_KContext ctx);
 
 // Resumes co with the top narg values of L. wrap: coroutine.wrap semantics.
 int resume_loop(lua_State* L, host* h, lua_State* co, int narg, bool wrap) {
-  if (h->is_go_thread(co)) {
-    if (wrap) return luaL_error(L, "cannot resume a go block");
+  if (h->is_go_thread(co) || h->is_parked(co)) {
+    const char* why = h->is_go_thread(co) ? "cannot resume a go block"
+                                          : "cannot resume a coroutine that waits on a channel";
+    if (wrap) return luaL_error(L, "%s", why);
     lua_pushboolean(L, 0);
-    lua_pushliteral(L, "cannot resume a go block");
+    lua_pushstring(L, why);
     return 2;
   }
   int nres = 0;
@@ -559,6 +561,7 @@ int resume_loop(lua_State* L, host* h, lua_State* co, int narg, bool wrap) {
     if (status == LUA_YIELD && nres == 1 && h->current() != nullptr &&
         lua_type(co, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(co, -1) == park_tag()) {
       lua_pop(co, 1);
+      if (!h->mark_parked(co)) return raise_no_memory(L);
       lua_pushlightuserdata(L, park_tag());
       return lua_yieldk(L, 1, wrap ? 1 : 0, k_resume);
     }
@@ -601,6 +604,7 @@ int k_resume(lua_State* L, int, lua_KContext ctx) {
   host* h = host_of(L);
   bool wrap = ctx != 0;
   lua_State* co = wrap ? lua_tothread(L, lua_upvalueindex(2)) : lua_tothread(L, 1);
+  h->unmark_parked(co);
   int base = wrap ? 0 : 1;
   return resume_loop(L, h, co, lua_gettop(L) - base, wrap);
 }

@@ -211,6 +211,22 @@ T.test("a go block's coroutine cannot be resumed by user code", function()
   T.eq(r:recv(), "ok")
 end)
 
+T.test("a user coroutine parked on a channel cannot be resumed by other code", function()
+  local ch = conch.chan()
+  local box = {}
+  local r = conch.go(function()
+    box.co = coroutine.create(function() return ch:recv() end)
+    local ok, v = coroutine.resume(box.co)   -- parks this go block until ch has a value
+    return ok and v
+  end)
+  conch.sleep(5)
+  local ok, err = coroutine.resume(box.co)  -- someone else tries to continue it
+  T.eq(ok, false)
+  T.ok(tostring(err):find("waits on a channel", 1, true), tostring(err))
+  ch:send("v")
+  T.eq(r:recv(), "v")
+end)
+
 T.test("main-thread operations inside user coroutines block as usual", function()
   local ch = conch.chan()
   conch.go(function() ch:send("x") end)
