@@ -102,7 +102,7 @@ TEST_CASE("socat as a server for our client (Unix, cat echo)", "[sockets][intero
   ::unlink(path.c_str());
 }
 
-TEST_CASE("node's net module talks to our server: node-ipc style '\\f' JSON frames",
+TEST_CASE("node's net module talks to our server: node-ipc style form-feed JSON frames",
           "[sockets][interop]") {
   if (!have("node")) {
     WARN("node not installed: interop test skipped");
