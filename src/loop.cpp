@@ -23,6 +23,11 @@ namespace conch::detail {
 
 namespace {
 constexpr unsigned kRingEntries = 256;
+// Completion queue: 16 x the submission queue. Multishot receives post many
+// CQEs per submission, and the kernel ends a multishot whose CQE finds the
+// CQ full (at 256 busy sockets half of all receives ended that way with the
+// default 2 x 256 entries, each then re-armed). 4096 x 16 B = 64 KiB.
+constexpr unsigned kCqEntries = 4096;
 constexpr std::size_t kSpawnBatch = 64;        // go blocks taken per turn
 constexpr std::size_t kMaxQueuedSpawns = 1024; // past this go() runs some inline
 thread_local bool tl_inline_spawns = false;
@@ -65,7 +70,7 @@ void handle_queue::grow() {
 // ---- loop ----
 
 loop::loop(runtime_impl* rt, unsigned index)
-    : rt_(rt), index_(index), rng_(0x9E3779B9u * (index + 1)) {
+    : rt_(rt), index_(index) {
   live_head_.prev = live_head_.next = &live_head_;
   remote_.reserve(256);
   remote_spare_.reserve(256);
@@ -87,12 +92,15 @@ void loop::thread_main(std::atomic<int>* started, absl::Status* status) {
     // Single issuer: only this thread submits. Cooperative task running with
     // the TASKRUN flag: completions are posted when we enter the kernel, and
     // the flag tells a busy loop when it should. Older kernels lack some
-    // flags; fall back step by step.
+    // flags; fall back step by step. A large CQ (kCqEntries) in every case.
     const unsigned flag_sets[] = {
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0u};
     for (unsigned flags : flag_sets) {
-      rc = io_uring_queue_init(kRingEntries, &ring_, flags);
+      io_uring_params params{};
+      params.flags = flags | IORING_SETUP_CQSIZE;
+      params.cq_entries = kCqEntries;
+      rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
       if (rc != -EINVAL) break;
     }
   }

@@ -151,7 +151,6 @@ class loop {
   std::uint64_t timer_seq_ = 0;
   std::uint64_t event_buf_ = 0;
   io_op event_op_;
-  std::uint32_t rng_;
   std::vector<std::pair<const void*, std::unique_ptr<extension>>> exts_;
 
   // remote queue
