@@ -14,14 +14,19 @@
 namespace conch::net::detail {
 
 namespace {
-// Stream receive buffers, shared by every socket of a loop: 256 x 16 KiB.
-// A completion's buffer is copied into frames and recycled before the next
-// completion is looked at, so the ring runs dry only when more than 256
-// receive completions arrive in one reap (then -ENOBUFS, and the socket
-// re-arms its receive).
+// Stream receive buffers, shared by every socket of a loop: 256 x 16 KiB to
+// start. A completion's buffer is copied into frames and recycled before the
+// next completion is looked at, so a ring runs dry only when more receive
+// completions arrive in one reap than it has buffers (many busy sockets: a
+// multishot recv takes a buffer per chunk the kernel has queued). Then the
+// receive ends with -ENOBUFS and is re-armed; after kGrowAfter of those the
+// reactor adds a ring twice as large, up to kMaxStreamBufs buffers. Pages
+// are only touched as traffic flows through them.
 constexpr unsigned kStreamBufs = 256;
+constexpr unsigned kMaxStreamBufs = 1024;
+constexpr unsigned kGrowAfter = 64;
 constexpr std::size_t kStreamBufSize = 16 * 1024;
-constexpr std::uint16_t kStreamGroup = 0x4e31;  // bgid; arbitrary, unique per ring
+constexpr std::uint16_t kStreamGroup = 0x4e31;  // first bgid; the next rings count up
 const char kReactorKey = 0;                      // the loop::find_ext key
 }  // namespace
 
@@ -42,20 +47,14 @@ absl::StatusOr<std::unique_ptr<buffer_ring>> buffer_ring::create(io_uring* ring,
                    -1, 0);
   if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "conch: mmap of a buffer ring");
   b->br_ = static_cast<io_uring_buf_ring*>(mem);
-  b->data_bytes_ = entries * size;
-  void* data = mmap(nullptr, b->data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                    -1, 0);
-  if (data == MAP_FAILED) return absl::ErrnoToStatus(errno, "conch: mmap of receive buffers");
-  b->data_ = static_cast<char*>(data);
-
+  b->slots_.resize(entries);
+  for (std::string& slot : b->slots_) slot.resize(size);
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<std::uintptr_t>(mem);
   reg.ring_entries = entries;
   reg.bgid = bgid;
   int rc = io_uring_register_buf_ring(ring, &reg, 0);
-  if (rc < 0) {
-    b->br_ = nullptr;  // not registered: ~buffer_ring still unmaps it
-    munmap(mem, b->ring_bytes_);
+  if (rc < 0) {  // not registered: ~buffer_ring unmaps it
     return absl::ErrnoToStatus(-rc, "conch: io_uring_register_buf_ring (kernel >= 5.19 needed)");
   }
   io_uring_buf_ring_init(b->br_);
@@ -70,7 +69,6 @@ absl::StatusOr<std::unique_ptr<buffer_ring>> buffer_ring::create(io_uring* ring,
 buffer_ring::~buffer_ring() {
   // Runs after io_uring_queue_exit (~loop), so no unregister: the ring is gone.
   if (br_ != nullptr) munmap(br_, ring_bytes_);
-  if (data_ != nullptr) munmap(data_, data_bytes_);
 }
 
 // ---- reactor ----
@@ -95,12 +93,24 @@ reactor::~reactor() {
 }
 
 absl::StatusOr<buffer_ring*> reactor::stream_buffers() {
-  if (!stream_bufs_) {
+  if (stream_rings_.empty()) {
     auto b = buffer_ring::create(ring(), kStreamGroup, kStreamBufs, kStreamBufSize);
     if (!b.ok()) return b.status();
-    stream_bufs_ = std::move(*b);
+    stream_rings_.push_back(std::move(*b));
   }
-  return stream_bufs_.get();
+  return stream_rings_.back().get();
+}
+
+void reactor::note_enobufs() noexcept {
+  if (++enobufs_ < kGrowAfter) return;
+  enobufs_ = 0;
+  unsigned entries = static_cast<unsigned>(stream_rings_.size()) == 0
+                         ? kStreamBufs
+                         : 2 * (kStreamBufs << (stream_rings_.size() - 1));
+  if (entries > kMaxStreamBufs) return;
+  auto b = buffer_ring::create(ring(), static_cast<std::uint16_t>(kStreamGroup + stream_rings_.size()),
+                               entries, kStreamBufSize);
+  if (b.ok()) stream_rings_.push_back(std::move(*b));  // else keep using the ones we have
 }
 
 void reactor::add(std::shared_ptr<endpoint> e) noexcept {

@@ -19,11 +19,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "conch/chan/chan.hpp"
 #include "conch/core/runtime.hpp"
+#include "sockets/frame_codec.hpp"
 #include "src/loop.hpp"
 
 namespace conch::net::detail {
@@ -36,10 +39,12 @@ using conch::detail::root;
 /// (liburing 2.3 has no io_uring_setup_buf_ring). The kernel picks a buffer
 /// per completion; the reactor copies the bytes out and recycles it at once,
 /// so buffers are shared by every socket of the loop and never held long.
+/// Each buffer is the storage of a std::string (size() == buffer_size()), so
+/// a large chunk can also be handed out as it is (take): no copy at all.
 class buffer_ring {
  public:
-  /// Maps `entries` (a power of two) buffers of `size` bytes and registers
-  /// them as group `bgid`. kResourceExhausted / errno status on failure.
+  /// Allocates `entries` (a power of two) buffers of `size` bytes and
+  /// registers them as group `bgid`. The errno status on failure.
   static absl::StatusOr<std::unique_ptr<buffer_ring>> create(io_uring* ring, std::uint16_t bgid,
                                                             unsigned entries, std::size_t size);
   ~buffer_ring();
@@ -48,19 +53,27 @@ class buffer_ring {
 
   std::uint16_t bgid() const noexcept { return bgid_; }
   std::size_t buffer_size() const noexcept { return size_; }
-  char* buffer(std::uint16_t bid) const noexcept { return data_ + std::size_t{bid} * size_; }
+  char* buffer(std::uint16_t bid) noexcept { return slots_[bid].data(); }
   /// Gives buffer `bid` back to the kernel.
   void recycle(std::uint16_t bid) noexcept {
     io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(size_), bid, mask_, 0);
     io_uring_buf_ring_advance(br_, 1);
+  }
+  /// Hands out buffer `bid` holding `n` received bytes as a string, and
+  /// gives the kernel a fresh buffer (from `pool` when it has one) instead.
+  std::string take(std::uint16_t bid, std::size_t n, string_pool* pool) {
+    std::string out = std::move(slots_[bid]);
+    out.resize(n);  // shrinking: nothing is written but the terminator
+    slots_[bid] = pool->blank(size_);
+    recycle(bid);
+    return out;
   }
 
  private:
   buffer_ring() = default;
   io_uring_buf_ring* br_ = nullptr;
   std::size_t ring_bytes_ = 0;
-  char* data_ = nullptr;
-  std::size_t data_bytes_ = 0;
+  std::vector<std::string> slots_;
   std::size_t size_ = 0;
   int mask_ = 0;
   std::uint16_t bgid_ = 0;
@@ -95,8 +108,17 @@ class reactor final : public loop::extension {
   io_uring* ring() const noexcept { return home_->ring(); }
   io_uring_sqe* sqe() const noexcept { return home_->get_sqe(); }
 
-  /// The stream receive buffers (created on first use).
+  /// The stream receive buffers (created on first use): the newest ring.
   absl::StatusOr<buffer_ring*> stream_buffers();
+  /// The ring new receives should use (stream_buffers() was called before).
+  buffer_ring* newest_stream_ring() const noexcept { return stream_rings_.back().get(); }
+  /// A receive found the ring empty (-ENOBUFS). After repeated exhaustion
+  /// the reactor registers a ring twice as large (256 -> 512 -> 1024
+  /// buffers); receives move to it as they re-arm. Older rings stay
+  /// registered: their buffers are still recycled into them.
+  void note_enobufs() noexcept;
+  /// Recycled string buffers shared by the loop's connections.
+  string_pool* strings() noexcept { return &strings_; }
 
   /// Registers `e` (holding a reference) / releases it.
   void add(std::shared_ptr<endpoint> e) noexcept;
@@ -113,7 +135,9 @@ class reactor final : public loop::extension {
     void teardown() noexcept override {}
   };
   loop* home_;
-  std::unique_ptr<buffer_ring> stream_bufs_;
+  std::vector<std::unique_ptr<buffer_ring>> stream_rings_;
+  unsigned enobufs_ = 0;  // since the newest ring was created
+  string_pool strings_;
   sentinel head_;
   std::size_t live_ = 0;
 };

@@ -33,7 +33,8 @@ stream_conn::stream_conn(reactor& r, buffer_ring* bufs, int fd, const options& o
       bufs_(bufs),
       opts_(o),
       fd_(fd),
-      dec_(o.frame, o.max_frame),
+      raw_(o.frame.type == framing::kind::raw),
+      dec_(o.frame, o.max_frame, r.strings()),
       enc_(o.frame) {
   recv_op_.owner = this;
   recv_op_.complete = &stream_conn::on_recv;
@@ -145,6 +146,7 @@ void stream_conn::set_status(absl::Status st) noexcept {
 // ---- read side ----
 
 void stream_conn::arm_recv() noexcept {
+  bufs_ = r_->newest_stream_ring();  // this recv's completions use that ring
   io_uring_sqe* s = r_->sqe();
   io_uring_prep_recv_multishot(s, fd_, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
@@ -166,8 +168,13 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
   if ((flags & IORING_CQE_F_MORE) == 0) c->recv_armed_ = false;
   if (res > 0) {
     auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-    if (!c->read_end_) {
-      absl::Status st = c->dec_.feed(c->bufs_->buffer(bid), static_cast<std::size_t>(res),
+    auto n = static_cast<std::size_t>(res);
+    if (!c->read_end_ && c->raw_ && n >= c->bufs_->buffer_size() / 4 && n <= c->opts_.max_frame) {
+      // A large raw chunk: hand the buffer itself to `in` (the kernel wrote
+      // straight into the string) and give the ring a recycled one.
+      c->deliver(c->bufs_->take(bid, n, c->r_->strings()));
+    } else if (!c->read_end_) {
+      absl::Status st = c->dec_.feed(c->bufs_->buffer(bid), n,
                                      [c](std::string&& f) { c->deliver(std::move(f)); });
       c->bufs_->recycle(bid);
       if (!st.ok()) c->fail(std::move(st));
@@ -176,7 +183,9 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
     }
   } else if (res == 0) {
     c->on_eof();
-  } else if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
+  } else if (res == -ENOBUFS) {
+    c->r_->note_enobufs();  // re-armed below, possibly on a larger ring
+  } else if (res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
     // The buffer ring ran dry, or we cancelled (backpressure, close): the
     // multishot ended; after_recv_stopped decides whether to re-arm.
   } else {
@@ -268,12 +277,17 @@ root writer_loop(std::shared_ptr<stream_conn> c) {
     }
     c->enc_.build();
     while (c->enc_.iov_count() > 0) {
-      c->msg_ = {};
-      c->msg_.msg_iov = c->enc_.iov();
-      c->msg_.msg_iovlen = c->enc_.iov_count();
       io_uring_sqe* s = c->r_->sqe();
       // MSG_WAITALL: the kernel retries a short send itself (stream sockets).
-      io_uring_prep_sendmsg(s, c->fd_, &c->msg_, MSG_NOSIGNAL | MSG_WAITALL);
+      if (c->enc_.iov_count() == 1) {  // one buffer: plain send, no msghdr to import
+        io_uring_prep_send(s, c->fd_, c->enc_.iov()->iov_base, c->enc_.iov()->iov_len,
+                           MSG_NOSIGNAL | MSG_WAITALL);
+      } else {
+        c->msg_ = {};
+        c->msg_.msg_iov = c->enc_.iov();
+        c->msg_.msg_iovlen = c->enc_.iov_count();
+        io_uring_prep_sendmsg(s, c->fd_, &c->msg_, MSG_NOSIGNAL | MSG_WAITALL);
+      }
       io_uring_sqe_set_data(s, &c->send_wait_);
       int res = co_await io_awaiter(&c->send_wait_);
       if (res == -EINTR || res == -EAGAIN) continue;
@@ -285,7 +299,7 @@ root writer_loop(std::shared_ptr<stream_conn> c) {
       }
       c->enc_.advance(static_cast<std::size_t>(res));
     }
-    c->enc_.clear();
+    c->enc_.clear(c->r_->strings());  // the sent strings' buffers serve the next reads
   }
   if (!c->write_end_ && !c->closing_.load(std::memory_order_relaxed)) {
     std::lock_guard lk(c->mu_);

@@ -86,7 +86,7 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   void maybe_finish() noexcept;
 
   reactor* r_;
-  buffer_ring* bufs_;
+  buffer_ring* bufs_;      // the ring the armed recv takes buffers from
   options opts_;
   address local_, peer_;   // set by start(), read-only afterwards
 
@@ -99,6 +99,7 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   std::atomic<bool> closing_{false};  // close() was called
 
   // read side
+  bool raw_;  // framing::raw: large chunks are handed out without a copy
   frame_decoder dec_;
   owned_op<stream_conn> recv_op_;
   std::deque<std::string> pending_;
