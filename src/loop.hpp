@@ -180,6 +180,7 @@ class runtime_impl {
 
   std::vector<loop*> loops;
   runtime_options opts;
+  absl::Status start_status;  // the first loop that failed to start, if any
   std::atomic<int> sleepers{0};
   blocking_pool* pool = nullptr;
 

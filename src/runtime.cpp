@@ -241,10 +241,7 @@ runtime_impl::runtime_impl(runtime_options o) : opts(std::move(o)) {
        s = started.load(std::memory_order_acquire))
     started.wait(s, std::memory_order_acquire);
   for (const absl::Status& s : status)
-    if (!s.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
-      CONCH_CHECK(s.ok(), "runtime could not start its event loops (see the message above)");
-    }
+    if (!s.ok() && start_status.ok()) start_status = s;
 }
 
 runtime_impl::~runtime_impl() {
@@ -268,7 +265,25 @@ void runtime_impl::wake_idle(loop* from) noexcept {
 
 namespace conch {
 
-runtime::runtime(runtime_options opts) : impl_(new detail::runtime_impl(std::move(opts))) {}
+runtime::runtime(runtime_options opts) : impl_(new detail::runtime_impl(std::move(opts))) {
+  if (!impl_->start_status.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(impl_->start_status.message()).c_str());
+    CONCH_CHECK(false, "runtime could not start its event loops (see the message above); "
+                       "runtime::create reports this as a Status instead");
+  }
+}
+
+runtime::runtime(detail::runtime_impl* impl) noexcept : impl_(impl) {}
+
+absl::StatusOr<std::unique_ptr<runtime>> runtime::create(runtime_options opts) {
+  auto* impl = new detail::runtime_impl(std::move(opts));
+  if (!impl->start_status.ok()) {
+    absl::Status s = impl->start_status;
+    delete impl;  // stops and joins the loops that did start
+    return s;
+  }
+  return std::unique_ptr<runtime>(new runtime(impl));
+}
 runtime::~runtime() { delete impl_; }
 unsigned runtime::threads() const noexcept { return static_cast<unsigned>(impl_->loops.size()); }
 

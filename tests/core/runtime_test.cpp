@@ -6,6 +6,10 @@
 #include <chrono>
 #include <thread>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "conch/conch.hpp"
 
 using namespace std::chrono_literals;
@@ -32,4 +36,30 @@ TEST_CASE("sleep waits at least its duration and resumes on the same thread", "[
         co_await conch::sleep(0ms);  // a yield
       }(),
       {.threads = 2});
+}
+
+TEST_CASE("runtime::create reports success as a usable runtime", "[runtime]") {
+  auto rt = conch::runtime::create({.threads = 2});
+  REQUIRE(rt.ok());
+  CHECK((*rt)->threads() == 2);
+  CHECK((*rt)->block_on([]() -> task<int> { co_return 11; }()) == 11);
+}
+
+TEST_CASE("runtime::create returns an error when the loops cannot start", "[runtime]") {
+  // In a child process with no file descriptors left, eventfd/io_uring setup
+  // fails: create must say so instead of aborting.
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    rlimit lim{3, 3};  // stdin, stdout, stderr only
+    setrlimit(RLIMIT_NOFILE, &lim);
+    auto rt = conch::runtime::create({.threads = 1});
+    bool clear = !rt.ok() && rt.status().code() == absl::StatusCode::kUnavailable &&
+                 std::string(rt.status().message()).find("io_uring") != std::string::npos;
+    _exit(clear ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

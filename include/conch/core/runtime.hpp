@@ -21,10 +21,12 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 #include "conch/core/check.hpp"
 #include "conch/core/task.hpp"
 
@@ -167,7 +169,13 @@ inline root block_on_body_void(task<void>& t, std::exception_ptr& err,
 /// (parked go blocks included), unlinking them from the channels they wait on.
 class runtime {
  public:
+  /// Starts the loop threads. Aborts with a message if the event loops cannot
+  /// be set up (io_uring disabled by sysctl or seccomp, out of memory); use
+  /// create() to get that as a Status instead.
   explicit runtime(runtime_options opts = {});
+  /// Like the constructor, but reports a failure to start as a Status
+  /// (kUnavailable when io_uring is not permitted) instead of aborting.
+  static absl::StatusOr<std::unique_ptr<runtime>> create(runtime_options opts = {});
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -198,6 +206,7 @@ class runtime {
   unsigned threads() const noexcept;
 
  private:
+  explicit runtime(detail::runtime_impl* impl) noexcept;
   detail::runtime_impl* impl_;
 };
 
