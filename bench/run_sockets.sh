@@ -31,13 +31,21 @@ trap 'rm -f "$results" /tmp/conch-bench-$$-*' EXIT
 
 for srv in $SERVERS; do
   for tr in $TRANSPORTS; do
-    if [ "$tr" = tcp ]; then spec="tcp:$((20000 + RANDOM % 20000))"; target="tcp:127.0.0.1:${spec#tcp:}"
-    else spec="unix:/tmp/conch-bench-$$-$srv.sock"; target="$spec"; fi
-    log=/tmp/conch-bench-$$-$srv.log
-    "${pin_srv[@]}" "${bin[$srv]}" "$spec" > "$log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do grep -q ready "$log" 2>/dev/null && break; sleep 0.05; done
-    if ! grep -q ready "$log"; then echo "server $srv did not start:"; cat "$log"; kill $pid; exit 1; fi
+    started=0
+    for attempt in 1 2 3; do  # a random port may be taken: try another
+      if [ "$tr" = tcp ]; then spec="tcp:$((20000 + RANDOM % 20000))"; target="tcp:127.0.0.1:${spec#tcp:}"
+      else spec="unix:/tmp/conch-bench-$$-$srv.sock"; target="$spec"; fi
+      log=/tmp/conch-bench-$$-$srv.log
+      "${pin_srv[@]}" "${bin[$srv]}" "$spec" > "$log" 2>&1 &
+      pid=$!
+      for _ in $(seq 200); do
+        if grep -q ready "$log" 2>/dev/null || ! kill -0 $pid 2>/dev/null; then break; fi
+        sleep 0.05
+      done
+      if grep -q ready "$log"; then started=1; break; fi
+      kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+    done
+    if [ $started = 0 ]; then echo "server $srv did not start:"; cat "$log"; exit 1; fi
     for c in $CONNS; do
       for w in $WORKLOADS; do
         size=${w%:*}; depth=${w#*:}
