@@ -4,3 +4,4 @@
 
 #include "conch/chan.hpp"
 #include "conch/core.hpp"
+#include "conch/net.hpp"
