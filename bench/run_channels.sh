@@ -29,9 +29,10 @@
 # Profiling one workload (a small n is enough):
 #   perf record -e cpu-clock --call-graph dwarf,16384 <build>/bench/conch_bench_channels B 1 5000000
 #   perf report --children --sort symbol     (no hardware counters on this VM: use cpu-clock)
-# valgrind 3.19 (callgrind included) hangs at runtime start-up: it runs
-# io_uring_enter as a non-blocking syscall, so a loop thread waiting in it
-# keeps valgrind's big lock and no other thread runs (liburing issue #657).
+# Instruction counts (reproducible on a noisy machine): valgrind runs
+# io_uring_enter as a non-blocking syscall (liburing issue #657), so under
+# valgrind the loops cap each wait at 1 ms (src/loop.cpp) and callgrind works:
+#   valgrind --tool=callgrind <build>/bench/conch_bench_channels B 1 100000
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
