@@ -1,5 +1,6 @@
 // examples/demo.cpp
 // A short end-to-end tour of conch: buffers, go, select, threads, blocking ops.
+// Part 6 makes a socket round trip: sockets are channels too.
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "conch/conch.hpp"
+#include "conch/net.hpp"
 
 using namespace std::chrono_literals;
 using conch::chan;
@@ -84,6 +86,39 @@ task<void> tour(chan<int> requests, chan<int> replies) {
   }, requests, replies);
 }
 
+task<void> socket_round_trip() {
+  std::printf("6. sockets are channels: a line echo server and a client on TCP loopback\n");
+  auto lines = conch::net::options{.frame = conch::net::framing::lines()};
+  absl::StatusOr<conch::net::server> srv = conch::net::listen("127.0.0.1:0", lines);
+  if (!srv.ok()) {
+    std::printf("  listen failed: %s\n", std::string(srv.status().message()).c_str());
+    co_return;
+  }
+  auto serve = [](conch::net::server s) -> task<void> {  // every connection: echo its lines
+    while (std::optional<conch::net::socket> c = co_await s.connections.recv())
+      conch::go([](conch::net::socket k) -> task<void> {
+        while (std::optional<std::string> line = co_await k.in.recv()) {
+          std::string reply = "echo: " + *line;  // built before co_await (GCC 12)
+          co_await k.out.send(std::move(reply));
+        }
+        k.out.close();
+      }, *c);
+  };
+  conch::go(serve, *srv);
+  std::string where = srv->local().to_string();
+  absl::StatusOr<conch::net::socket> c = co_await conch::net::connect(where, lines);
+  if (!c.ok()) {
+    std::printf("  connect failed: %s\n", std::string(c.status().message()).c_str());
+    co_return;
+  }
+  std::string hello = "hello from " + thread_name();
+  co_await c->out.send(std::move(hello));
+  std::optional<std::string> back = co_await c->in.recv();
+  std::printf("  server on %s replied: %s\n", where.c_str(), back.value_or("(nothing)").c_str());
+  c->close();
+  srv->close();
+}
+
 int main() {
   conch::runtime rt({.threads = 2});
   std::printf("conch demo: main() runs on %s; %u loop threads\n", thread_name().c_str(), rt.threads());
@@ -96,4 +131,5 @@ int main() {
     requests.close();
   });
   plain.join();
+  rt.block_on(socket_round_trip());
 }
