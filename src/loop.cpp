@@ -147,10 +147,7 @@ void loop::request_stop() noexcept {
   wake_if_sleeping();
   // The loop might be between its last check and sleeping; a plain eventfd
   // write makes that wait return too.
-  if (event_fd_ >= 0) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = write(event_fd_, &one, sizeof one);
-  }
+  if (event_fd_ >= 0) signal_eventfd();
 }
 
 void loop::run() {
@@ -189,32 +186,30 @@ void loop::drain_remote() noexcept {
 }
 
 void loop::push_remote(std::coroutine_handle<> h) noexcept {
-  bool wake;
-  {
-    std::lock_guard lk(remote_mu_);
-    remote_.push_back(h.address());
-    remote_pending_.store(true, std::memory_order_relaxed);
-    wake = sleeping_;
-    if (wake) {
-      sleeping_ = false;
-      rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
-  if (wake) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = write(event_fd_, &one, sizeof one);
+  // Everything, the eventfd write included, happens under remote_mu_: the
+  // loop cannot drain remote_ (and so resume h, let its runtime finish and be
+  // destroyed) until we let go of the mutex, after which we touch nothing.
+  std::lock_guard lk(remote_mu_);
+  remote_.push_back(h.address());
+  remote_pending_.store(true, std::memory_order_relaxed);
+  if (sleeping_) {
+    sleeping_ = false;
+    rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
+    signal_eventfd();
   }
 }
 
-bool loop::wake_if_sleeping() noexcept {
-  {
-    std::lock_guard lk(remote_mu_);
-    if (!sleeping_) return false;
-    sleeping_ = false;
-    rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
-  }
+void loop::signal_eventfd() noexcept {
   std::uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(event_fd_, &one, sizeof one);
+}
+
+bool loop::wake_if_sleeping() noexcept {
+  std::lock_guard lk(remote_mu_);  // the write too: see push_remote
+  if (!sleeping_) return false;
+  sleeping_ = false;
+  rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
+  signal_eventfd();
   return true;
 }
 

@@ -6,7 +6,9 @@
 //  - remote_ is guarded by remote_mu_; sleeping_ too. A thread that pushes
 //    to remote_ while sleeping_ is set clears it and writes the eventfd, so a
 //    wakeup is never lost: the loop sets sleeping_ under remote_mu_ only
-//    after seeing remote_ empty.
+//    after seeing remote_ empty. The write happens under remote_mu_ as well:
+//    once a pusher unlocks it, it never touches the loop again (the runtime
+//    may be destroyed as soon as the woken coroutine finishes).
 //  - spawns_ (go blocks not started yet) is guarded by spawn_mu_; the owner
 //    pushes and pops, idle loops steal from it.
 //  - live_ lists every root frame this loop registered; guarded by live_mu_
@@ -135,6 +137,7 @@ class loop {
   void fire_timers(std::int64_t now) noexcept;
   void sleep_until_work() noexcept;
   void arm_eventfd() noexcept;
+  void signal_eventfd() noexcept;
   void heap_up(std::size_t i) noexcept;
   void heap_down(std::size_t i) noexcept;
   void heap_remove(std::size_t i) noexcept;
