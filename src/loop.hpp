@@ -136,6 +136,7 @@ class loop {
   void reap_completions() noexcept;
   void fire_timers(std::int64_t now) noexcept;
   void sleep_until_work() noexcept;
+  bool spin_for_work() noexcept;
   void arm_eventfd() noexcept;
   void signal_eventfd() noexcept;
   void heap_up(std::size_t i) noexcept;
