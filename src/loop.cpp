@@ -320,34 +320,27 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
   }
 }
 
-bool loop::take_spawns() noexcept {
+// Moves up to kSpawnBatch unstarted go blocks, oldest first, from this
+// loop's spawns_ to `into`'s ready queue (the caller is `into`'s thread):
+// half of them, or all when `all` (nobody else could take them).
+bool loop::move_spawns(loop& into, bool all) noexcept {
   void* batch[kSpawnBatch];
   std::size_t k = 0;
   {
     std::lock_guard lk(spawn_mu_);
-    // With other loops around, leave half for them to steal: moving a whole
-    // batch into ready_ would hide it from idle loops.
-    std::size_t want = rt_->loops.size() > 1 ? (spawns_.size() + 1) / 2 : spawns_.size();
-    want = std::min(want, kSpawnBatch);
+    std::size_t want = std::min(kSpawnBatch, all ? spawns_.size() : (spawns_.size() + 1) / 2);
     while (k < want) batch[k++] = spawns_.pop().address();
     spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
   }
-  for (std::size_t i = 0; i < k; ++i) ready_.push(std::coroutine_handle<>::from_address(batch[i]));
+  for (std::size_t i = 0; i < k; ++i) into.ready_.push(std::coroutine_handle<>::from_address(batch[i]));
   return k != 0;
 }
 
-bool loop::steal_into(loop& thief) noexcept {
-  void* batch[kSpawnBatch];
-  std::size_t k = 0;
-  {
-    std::lock_guard lk(spawn_mu_);
-    std::size_t want = std::min(kSpawnBatch, (spawns_.size() + 1) / 2);
-    while (k < want) batch[k++] = spawns_.pop().address();
-    spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
-  }
-  for (std::size_t i = 0; i < k; ++i) thief.ready_.push(std::coroutine_handle<>::from_address(batch[i]));
-  return k != 0;
-}
+// With other loops around, the owner leaves half for them to steal: moving a
+// whole batch into ready_ would hide it from idle loops.
+bool loop::take_spawns() noexcept { return move_spawns(*this, rt_->loops.size() == 1); }
+
+bool loop::steal_into(loop& thief) noexcept { return move_spawns(thief, false); }
 
 // ---- live root frames ----
 

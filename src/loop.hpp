@@ -132,6 +132,7 @@ class loop {
  private:
   void run();
   bool take_spawns() noexcept;
+  bool move_spawns(loop& into, bool all) noexcept;
   void drain_remote() noexcept;
   void reap_completions() noexcept;
   void fire_timers(std::int64_t now) noexcept;
