@@ -138,14 +138,15 @@ chan_core::chan_core(const elem_ops* ops, buffer_kind kind, std::size_t capacity
 chan_core::~chan_core() {
   // Nobody else holds a reference, so no waiter can be queued here: a parked
   // operation's frame holds the channel handle it parked on.
-  for (std::size_t i = 0; i < count_; ++i) ops_->destroy(at(i));
+  for (std::size_t i = 0, n = count(); i < n; ++i) ops_->destroy(at(i));
 }
 
 // ---- the buffer ring ----
 
 void chan_core::push_back(void* src) noexcept {
-  move_val(at(count_), src);
-  set_count(count_ + 1);
+  std::size_t n = count();
+  move_val(at(n), src);
+  set_count(n + 1);
 }
 
 void chan_core::pop_front(void* dst) noexcept {
@@ -153,19 +154,16 @@ void chan_core::pop_front(void* dst) noexcept {
   move_val(dst, p);
   destroy_val(p);
   if (++head_ == cap_) head_ = 0;
-  set_count(count_ - 1);
+  set_count(count() - 1);
 }
 
 void chan_core::drop_front() noexcept {
   destroy_val(at(0));
   if (++head_ == cap_) head_ = 0;
-  set_count(count_ - 1);
+  set_count(count() - 1);
 }
 
-std::size_t chan_core::size() const noexcept {
-  std::lock_guard lk(mu_);
-  return count_;
-}
+std::size_t chan_core::size() const noexcept { return count(); }  // a snapshot
 
 // ---- operations ----
 
@@ -188,7 +186,7 @@ op_status chan_core::send_locked(void* v) noexcept {
     complete(w, true);
     return op_status::ok;
   }
-  if (count_ < cap_) {
+  if (count() < cap_) {
     push_back(v);
     return op_status::ok;
   }
@@ -212,7 +210,7 @@ op_status chan_core::recv_locked(void* out) noexcept {
     }
     return closed_ ? op_status::closed : op_status::blocked;
   }
-  if (count_ > 0) {
+  if (count() > 0) {
     pop_front(out);
     // A parked sender means the buffer was full: move its value in behind.
     if (waiter* w = sendq_.empty() ? nullptr : take(sendq_)) {

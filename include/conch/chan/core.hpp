@@ -136,9 +136,10 @@ class chan_core {
   op_status send(void* v, waiter* w) noexcept {
     // Inline fast path: a buffered channel with room and nobody parked.
     mu_.lock();
-    if (kind_ == buffer_kind::fixed && count_ < cap_ && recvq_.empty() && !closed_) {
-      move_val(at(count_), v);
-      set_count(count_ + 1);
+    std::size_t n = count();
+    if (kind_ == buffer_kind::fixed && n < cap_ && recvq_.empty() && !closed_) {
+      move_val(at(n), v);
+      set_count(n + 1);
       mu_.unlock();
       return op_status::ok;
     }
@@ -149,12 +150,13 @@ class chan_core {
   op_status recv(void* out, waiter* w) noexcept {
     // Inline fast path: a value buffered and no sender parked behind it.
     mu_.lock();
-    if (kind_ != buffer_kind::promise && count_ > 0 && sendq_.empty()) {
+    std::size_t n = count();
+    if (kind_ != buffer_kind::promise && n > 0 && sendq_.empty()) {
       void* p = at(0);
       move_val(out, p);
       destroy_val(p);
       if (++head_ == cap_) head_ = 0;
-      set_count(count_ - 1);
+      set_count(n - 1);
       mu_.unlock();
       return op_status::ok;
     }
@@ -169,11 +171,11 @@ class chan_core {
   // ---- for the select engine ----
   /// Without the lock: does a receive look likely to complete now (a value
   /// is buffered)? Only a hint; the caller re-checks under mu_.
-  bool recv_hint() const noexcept { return count_hint_.load(std::memory_order_relaxed) != 0; }
+  bool recv_hint() const noexcept { return count() != 0; }
   /// Without the lock: does a send look likely to complete now?
   bool send_hint() const noexcept {
     return kind_ != buffer_kind::fixed ||
-           count_hint_.load(std::memory_order_relaxed) < cap_;
+           count() < cap_;
   }
   // Call with mu_ held:
   op_status send_locked(void* v) noexcept;
@@ -222,10 +224,11 @@ class chan_core {
   void destroy_val(void* p) const noexcept {
     if (!ops_->trivial) ops_->destroy(p);
   }
-  void set_count(std::size_t n) noexcept {
-    count_ = n;
-    count_hint_.store(n, std::memory_order_relaxed);  // a hint for select's lock-free peek
-  }
+  // count_ is written only under mu_; it is atomic so that select's peek
+  // (recv_hint/send_hint) and size() may read it without the lock. Relaxed:
+  // those readers take it as a hint or a snapshot; under mu_ the lock orders.
+  std::size_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  void set_count(std::size_t n) noexcept { count_.store(n, std::memory_order_relaxed); }
   void push_back(void* src) noexcept;
   void pop_front(void* dst) noexcept;
   void drop_front() noexcept;
@@ -240,8 +243,7 @@ class chan_core {
   std::atomic<std::uint32_t> refs_{1};
   std::size_t cap_;
   std::size_t head_ = 0;
-  std::size_t count_ = 0;                      // values buffered (mu_)
-  std::atomic<std::size_t> count_hint_{0};     // count_, readable without mu_
+  std::atomic<std::size_t> count_{0};  // values buffered (written under mu_)
   unsigned char* storage_ = nullptr;
   waiter_queue sendq_;
   waiter_queue recvq_;
