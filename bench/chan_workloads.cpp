@@ -38,49 +38,20 @@
 #include "conch/chan.hpp"
 #include "conch/core.hpp"
 
+#include "bench_util.hpp"
+
 namespace {
 
-using i64 = std::int64_t;
-using clock_type = std::chrono::steady_clock;
+using bench::clock_type;
+using bench::i64;
 using namespace std::chrono_literals;
 
-// CPU time of all the process's threads so far, in ns.
-double process_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
-// One measurement of the timed region: wall time, and the process's CPU time
-// (every thread), which a loaded machine disturbs less for one-thread runs.
-struct sample {
-  double wall;
-  double cpu;
-};
-
-// Starts timing when constructed.
-struct stopwatch {
-  clock_type::time_point wall0 = clock_type::now();
-  double cpu0 = process_cpu_ns();
-  sample elapsed() const {
-    return {std::chrono::duration<double, std::nano>(clock_type::now() - wall0).count(),
-            process_cpu_ns() - cpu0};
-  }
-};
-
-sample per_op(sample s, i64 n) { return {s.wall / static_cast<double>(n), s.cpu / static_cast<double>(n)}; }
-sample in_ms(sample s) { return {s.wall / 1e6, s.cpu / 1e6}; }
-
-// Sum of from .. from+n-1.
-i64 range_sum(i64 from, i64 n) { return n * from + n * (n - 1) / 2; }
-
-void expect_sum(const char* what, i64 got, i64 want) {
-  if (got != want) {
-    std::fprintf(stderr, "%s: checksum mismatch: got %lld, want %lld\n", what,
-                 static_cast<long long>(got), static_cast<long long>(want));
-    std::exit(1);
-  }
-}
+using bench::expect_sum;
+using bench::in_ms;
+using bench::per_op;
+using bench::range_sum;
+using bench::sample;
+using bench::stopwatch;
 
 // ---- A: ping-pong over two unbuffered channels ----
 
