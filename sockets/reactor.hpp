@@ -58,6 +58,16 @@ class buffer_ring {
   void recycle(std::uint16_t bid) noexcept {
     io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(size_), bid, mask_, 0);
     io_uring_buf_ring_advance(br_, 1);
+    at_[tail_ & static_cast<unsigned>(mask_)] = bid;
+    pos_[bid] = tail_++;
+  }
+  /// The buffers a bundle completion filled: the kernel takes ring entries in
+  /// order, so they are `first` and the ones that followed it in the ring.
+  /// Appends their ids to `out` (res bytes: full buffers, then the rest).
+  void bundle(std::uint16_t first, std::size_t res, std::vector<std::uint16_t>* out) const {
+    unsigned p = pos_[first];
+    for (std::size_t got = 0; got < res; got += size_)
+      out->push_back(at_[p++ & static_cast<unsigned>(mask_)]);
   }
   /// Hands out buffer `bid` holding `n` received bytes as a string, and
   /// gives the kernel a fresh buffer (from `pool` when it has one) instead.
@@ -74,6 +84,9 @@ class buffer_ring {
   io_uring_buf_ring* br_ = nullptr;
   std::size_t ring_bytes_ = 0;
   std::vector<std::string> slots_;
+  std::vector<std::uint16_t> at_;   // ring position (mod entries) -> buffer id we put there
+  std::vector<unsigned> pos_;       // buffer id -> the ring position it was last put at
+  unsigned tail_ = 0;               // our copy of the ring's tail
   std::size_t size_ = 0;
   int mask_ = 0;
   std::uint16_t bgid_ = 0;
@@ -120,6 +133,23 @@ class reactor final : public loop::extension {
   /// Recycled string buffers shared by the loop's connections.
   string_pool* strings() noexcept { return &strings_; }
 
+  /// How stream receives are armed. Best first: multishot bundles (one
+  /// completion covers several ring buffers) capped at recv_cap bytes per
+  /// round (Linux 6.16), so a busy socket yields to the loop, which sends
+  /// what it echoed before more is read (the interleaving a readiness loop
+  /// gets from read-then-write); bundles without a cap (6.10); one buffer per
+  /// completion. A receive the kernel refuses with -EINVAL steps it down.
+  enum class recv_mode : std::uint8_t { single, bundle, bundle_capped };
+  static constexpr unsigned recv_cap = 64 * 1024;
+  recv_mode stream_recv_mode() const noexcept { return mode_; }
+  /// A receive armed in mode `m` was refused (-EINVAL): use the next one down.
+  void recv_mode_refused(recv_mode m) noexcept {
+    if (m == mode_ && mode_ != recv_mode::single)
+      mode_ = static_cast<recv_mode>(static_cast<int>(mode_) - 1);
+  }
+  /// Scratch list of the buffer ids of one bundle completion.
+  std::vector<std::uint16_t>* bundle_ids() noexcept { return &bundle_ids_; }
+
   /// Registers `e` (holding a reference) / releases it.
   void add(std::shared_ptr<endpoint> e) noexcept;
   void remove(endpoint* e) noexcept;
@@ -130,13 +160,15 @@ class reactor final : public loop::extension {
   void cancel(io_op* op) noexcept;
 
  private:
-  explicit reactor(loop* l) : home_(l) { head_.prev_ = head_.next_ = &head_; }
+  explicit reactor(loop* l);
   struct sentinel final : endpoint {
     void teardown() noexcept override {}
   };
   loop* home_;
   std::vector<std::unique_ptr<buffer_ring>> stream_rings_;
   unsigned enobufs_ = 0;  // since the newest ring was created
+  recv_mode mode_ = recv_mode::bundle_capped;
+  std::vector<std::uint16_t> bundle_ids_;
   string_pool strings_;
   sentinel head_;
   std::size_t live_ = 0;

@@ -18,6 +18,10 @@
 #include "conch/core/status.hpp"
 #include "sockets/address_util.hpp"
 
+#ifndef IORING_RECVSEND_BUNDLE  // liburing 2.3's headers predate it (Linux 6.10)
+#define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif
+
 namespace conch::net::detail {
 
 namespace {
@@ -148,7 +152,10 @@ void stream_conn::set_status(absl::Status st) noexcept {
 void stream_conn::arm_recv() noexcept {
   bufs_ = r_->newest_stream_ring();  // this recv's completions use that ring
   io_uring_sqe* s = r_->sqe();
-  io_uring_prep_recv_multishot(s, fd_, nullptr, 0, 0);
+  armed_mode_ = r_->stream_recv_mode();
+  const bool capped = armed_mode_ == reactor::recv_mode::bundle_capped;
+  io_uring_prep_recv_multishot(s, fd_, nullptr, capped ? reactor::recv_cap : 0, 0);
+  if (armed_mode_ != reactor::recv_mode::single) s->ioprio |= IORING_RECVSEND_BUNDLE;
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = bufs_->bgid();
   io_uring_sqe_set_data(s, &recv_op_);
@@ -169,18 +176,22 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
   if (res > 0) {
     auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     auto n = static_cast<std::size_t>(res);
-    if (!c->read_end_ && c->raw_ && n >= c->bufs_->buffer_size() / 4 && n <= c->opts_.max_frame) {
-      // A large raw chunk: hand the buffer itself to `in` (the kernel wrote
-      // straight into the string) and give the ring a recycled one.
-      c->deliver(c->bufs_->take(bid, n, c->r_->strings()));
-    } else if (!c->read_end_) {
-      absl::Status st = c->dec_.feed(c->bufs_->buffer(bid), n,
-                                     [c](std::string&& f) { c->deliver(std::move(f)); });
-      c->bufs_->recycle(bid);
-      if (!st.ok()) c->fail(std::move(st));
-    } else {
-      c->bufs_->recycle(bid);
+    if (c->armed_mode_ == reactor::recv_mode::single) {
+      c->consume(bid, n);
+    } else {  // a bundle: full buffers in ring order, the last one partly
+      std::vector<std::uint16_t>* ids = c->r_->bundle_ids();
+      ids->clear();
+      c->bufs_->bundle(bid, n, ids);
+      const std::size_t size = c->bufs_->buffer_size();
+      for (std::uint16_t id : *ids) {
+        std::size_t k = n < size ? n : size;
+        c->consume(id, k);
+        n -= k;
+      }
     }
+  } else if (res == -EINVAL && c->armed_mode_ != reactor::recv_mode::single) {
+    // An older kernel: no bundles, or no cap on them. Re-armed below, simpler.
+    c->r_->recv_mode_refused(c->armed_mode_);
   } else if (res == 0) {
     c->on_eof();
   } else if (res == -ENOBUFS) {
@@ -192,6 +203,20 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
     c->fail(errno_status(-res, "recv from " + c->peer_.to_string()));
   }
   if (!c->recv_armed_) c->after_recv_stopped();  // may free c: last
+}
+
+void stream_conn::consume(std::uint16_t bid, std::size_t n) noexcept {
+  if (!read_end_ && raw_ && n >= bufs_->buffer_size() / 4 && n <= opts_.max_frame) {
+    // A large raw chunk: hand the buffer itself to `in` (the kernel wrote
+    // straight into the string) and give the ring a recycled one.
+    deliver(bufs_->take(bid, n, r_->strings()));
+  } else if (!read_end_) {
+    absl::Status st = dec_.feed(bufs_->buffer(bid), n, [this](std::string&& f) { deliver(std::move(f)); });
+    bufs_->recycle(bid);
+    if (!st.ok()) fail(std::move(st));
+  } else {
+    bufs_->recycle(bid);
+  }
 }
 
 void stream_conn::deliver(std::string&& f) noexcept {

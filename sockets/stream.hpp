@@ -78,6 +78,7 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   void arm_recv() noexcept;
   void stop_recv() noexcept;
   static void on_recv(io_op* op, int res, std::uint32_t flags) noexcept;
+  void consume(std::uint16_t bid, std::size_t n) noexcept;
   void deliver(std::string&& f) noexcept;
   void after_recv_stopped() noexcept;
   void on_eof() noexcept;
@@ -104,6 +105,7 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   owned_op<stream_conn> recv_op_;
   std::deque<std::string> pending_;
   bool recv_armed_ = false;
+  reactor::recv_mode armed_mode_ = reactor::recv_mode::single;  // of the armed recv
   bool cancel_sent_ = false;
   bool read_end_ = false;      // no more reading: EOF, error, close, `in` closed
   bool pump_running_ = false;

@@ -93,11 +93,17 @@ void loop::thread_main(std::atomic<int>* started, absl::Status* status) {
   event_fd_ = eventfd(0, EFD_CLOEXEC);
   int rc = event_fd_ < 0 ? -errno : 0;
   if (rc == 0) {
-    // Single issuer: only this thread submits. Cooperative task running with
-    // the TASKRUN flag: completions are posted when we enter the kernel, and
-    // the flag tells a busy loop when it should. Older kernels lack some
-    // flags; fall back step by step. A large CQ (kCqEntries) in every case.
+    // Single issuer: only this thread submits. Deferred task running: the
+    // kernel does the work of completions (a receive's copy, say) only when
+    // this thread asks for events, at most a batch at a time, after
+    // submitting what is queued; so a busy loop alternates sends and
+    // receives the way a readiness loop does, and a sleeping loop is woken
+    // once per batch rather than per packet. The TASKRUN flag tells a busy
+    // loop when there is work waiting. Older kernels lack some flags; fall
+    // back step by step (cooperative task running, then none). A large CQ
+    // (kCqEntries) in every case.
     const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0u};
     for (unsigned flags : flag_sets) {
@@ -185,7 +191,7 @@ bool loop::spin_for_work() noexcept {
     if (remote_pending_.load(std::memory_order_relaxed)) return true;
     for (loop* other : rt_->loops)
       if (other->spawn_count_.load(std::memory_order_relaxed) != 0) return true;
-    if (io_uring_cq_ready(&ring_) != 0 || stop_.load(std::memory_order_relaxed)) return true;
+    if (io_ready() || stop_.load(std::memory_order_relaxed)) return true;
     if ((i & 63) == 63) {
       std::int64_t now = now_ns();
       if (now >= until) return false;

@@ -104,6 +104,12 @@ class loop {
 
   // ---- io_uring (loop thread; for the sockets layer) ----
   io_uring* ring() noexcept { return &ring_; }
+  /// Completions are posted, or the kernel has work for us to run (deferred
+  /// task work, an overflowed CQ): reap_completions would find something.
+  bool io_ready() noexcept {
+    return io_uring_cq_ready(&ring_) != 0 ||
+           (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+  }
   /// An SQE, submitting queued ones first if the submission queue is full.
   io_uring_sqe* get_sqe() noexcept;
 
