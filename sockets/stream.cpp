@@ -364,46 +364,4 @@ absl::Status socket::status() const { return c_->status(); }
 chan<unit> socket::done() const { return c_->done_; }
 void socket::close() { c_->close(); }
 
-namespace {
-
-task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
-  conch::detail::loop* l = conch::detail::current_loop();
-  CONCH_CHECK(l != nullptr, "conch::net::connect() awaited outside a runtime thread");
-  CONCH_CO_ASSIGN_OR_RETURN(detail::address_spec spec, detail::parse_spec(text, true));
-  std::vector<address> candidates;
-  if (spec.k != detail::address_spec::kind::inet || spec.numeric) {
-    candidates.push_back(spec.addr);
-  } else {
-    CONCH_CO_ASSIGN_OR_RETURN(candidates, co_await resolve(text));
-  }
-  detail::reactor& r = detail::reactor::of(l);
-  CONCH_CO_ASSIGN_OR_RETURN(detail::buffer_ring * bufs, r.stream_buffers());
-  absl::Status last;
-  for (const address& a : candidates) {
-    int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      last = detail::errno_status(errno, "connect to " + a.to_string() + ": socket");
-      continue;
-    }
-    std::shared_ptr<detail::stream_conn> c = detail::stream_conn::make(r, bufs, fd, opts);
-    int res = co_await c->connect_to(a);
-    if (res < 0) {
-      std::string what = "connect to " + a.to_string();
-      if (text != a.to_string()) what += " ('" + text + "')";
-      last = detail::errno_status(-res, what);
-      c->abandon();
-      continue;
-    }
-    c->start();
-    co_return socket(std::move(c));
-  }
-  co_return last;
-}
-
-}  // namespace
-
-task<absl::StatusOr<socket>> connect(std::string_view address, options opts) {
-  return connect_impl(std::string(address), opts);  // copies the string into the frame
-}
-
 }  // namespace conch::net
