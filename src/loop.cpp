@@ -38,7 +38,7 @@ constexpr std::size_t kMaxQueuedSpawns = 1024; // past this go() runs some inlin
 // sleeps/s and 0.8x an epoll server; watching first: ~120 sleeps/s, 1.0x).
 constexpr std::int64_t kSpinNs = 50'000;
 constexpr std::size_t kReadyBudget = 256;  // resumptions per turn
-constexpr unsigned kCqeBudget = 32;        // completions dispatched per turn
+constexpr unsigned kCqeBudget = 1024;      // completions dispatched per turn
 thread_local bool tl_inline_spawns = false;
 
 // Valgrind runs one thread at a time and treats io_uring_enter as a call that
@@ -286,10 +286,8 @@ void loop::reap_completions() noexcept {
   } else if (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) {
     io_uring_get_events(&ring_);
   }
-  // A bounded batch: what the callbacks make ready (a frame's consumer and
-  // the reply it sends) runs, and its sends are submitted, before the rest
-  // of the completions are looked at, so replies leave while requests are
-  // still being read. What is left waits in the CQ for the next turn.
+  // A bounded batch, so timers and ready coroutines get a turn however busy
+  // the sockets are; what is left waits in the CQ for the next turn.
   unsigned budget = kCqeBudget;
   while (budget > 0) {
     unsigned head, seen = 0;
