@@ -2,14 +2,17 @@
 # bench/run_sockets.sh: the socket echo matrix (issue 4), conch vs epoll vs liburing.
 #
 #   bench/run_sockets.sh [--smoke] [BENCH_BUILD_DIR]      (default: build/bench)
-#   SECS=3 bench/run_sockets.sh build-rel/bench           (seconds per cell; default 2)
+#   SECS=3 RUNS=3 bench/run_sockets.sh build-rel/bench    (seconds per cell, default 2;
+#                                                          rounds of the whole matrix, default 1)
 #
 # Each server runs pinned to CPU 0, the load generator (conch_bench_sock_loadgen)
 # to CPU 1: 1, 16 and 256 connections; 64 B request/response, 16 KiB
 # request/response, 16 KiB pipelined (16 in flight); TCP loopback and Unix.
 # Prints the generator's machine-readable lines, then a table per cell:
 # msgs/s, MB/s, p50/p99 latency (us) and server CPU ns per message, and the
-# conch/epoll throughput ratio.
+# conch/epoll throughput ratio. With RUNS > 1 the matrix is run that many
+# times (servers in turn within each round) and the table shows medians, the
+# ratio with its min..max over the rounds, and conch/epoll CPU per message.
 set -euo pipefail
 smoke=0
 if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
@@ -19,6 +22,7 @@ CONNS=${CONNS:-"1 16 256"}
 WORKLOADS=${WORKLOADS:-"64:1 16384:1 16384:16"}
 TRANSPORTS=${TRANSPORTS:-"tcp unix"}
 SERVERS=${SERVERS:-"conch epoll uring"}
+RUNS=${RUNS:-1}
 if [ $smoke = 1 ]; then SECS=0.3; CONNS="4"; WORKLOADS="64:1 16384:4"; fi
 ncpu=$(nproc)
 pin_srv=(); pin_gen=()
@@ -29,6 +33,7 @@ declare -A bin=([conch]=$B/conch_bench_sock_echo [epoll]=$B/conch_bench_sock_epo
 results=$(mktemp)
 trap 'rm -f "$results" /tmp/conch-bench-$$-*' EXIT
 
+for run in $(seq "$RUNS"); do
 for srv in $SERVERS; do
   for tr in $TRANSPORTS; do
     started=0
@@ -50,32 +55,51 @@ for srv in $SERVERS; do
       for w in $WORKLOADS; do
         size=${w%:*}; depth=${w#*:}
         line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
-        echo "server=$srv transport=$tr $line" | tee -a "$results"
+        echo "run=$run server=$srv transport=$tr $line" | tee -a "$results"
       done
     done
     kill $pid; wait $pid 2>/dev/null || true
   done
 done
+done
 
 [ $smoke = 1 ] && exit 0
 echo
 echo "server CPU pinned to 0, generator to 1; ${SECS}s per cell; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
-awk '
-  { for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+awk -v runs="$RUNS" '
+  function median(list,   a, n, i, j, t) {  # of a space-separated list of numbers
+    n = split(list, a, " ")
+    for (i = 2; i <= n; ++i) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; --j) a[j + 1] = a[j]; a[j + 1] = t }
+    return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+  }
+  { delete v
+    for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
     key = v["transport"] " " v["conns"] " " v["size"] "x" v["depth"]
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
-    m[key, v["server"]] = v["msgs_per_s"]; mb[key, v["server"]] = v["MB_per_s"]
-    p50[key, v["server"]] = v["p50_us"]; p99[key, v["server"]] = v["p99_us"]
-    cpu[key, v["server"]] = v["server_cpu_ns_per_msg"] }
+    s = v["server"]; r = v["run"]
+    m[key, s] = m[key, s] " " v["msgs_per_s"]; mb[key, s] = mb[key, s] " " v["MB_per_s"]
+    p50[key, s] = p50[key, s] " " v["p50_us"]; p99[key, s] = p99[key, s] " " v["p99_us"]
+    cpu[key, s] = cpu[key, s] " " v["server_cpu_ns_per_msg"]
+    got[key, s, r] = v["msgs_per_s"]; gcpu[key, s, r] = v["server_cpu_ns_per_msg"] }
   END {
-    printf "%-22s | %-38s | %-38s | %-38s | %s\n", "transport conns msg", "conch msgs/s MB/s p50/p99us ns/msg",
-           "epoll", "uring", "conch/epoll"
+    printf "%-22s | %-38s | %-38s | %-38s | %-16s | %s\n", "transport conns msg", "conch msgs/s MB/s p50/p99us ns/msg",
+           "epoll", "uring", "conch/epoll msgs", "conch/epoll cpu"
     for (i = 0; i < n; ++i) {
       k = order[i]; line = sprintf("%-22s", k)
-      split("conch epoll uring", s, " ")
+      split("conch epoll uring", sv, " ")
       for (j = 1; j <= 3; ++j)
-        line = line sprintf(" | %9s %7s %6s/%-7s %6s", m[k, s[j]], mb[k, s[j]], p50[k, s[j]], p99[k, s[j]], cpu[k, s[j]])
-      r = (m[k, "epoll"] > 0) ? sprintf("%.2f", m[k, "conch"] / m[k, "epoll"]) : "-"
-      print line " | " r
+        line = line sprintf(" | %9.0f %7.1f %6.1f/%-7.1f %6.0f", median(m[k, sv[j]]), median(mb[k, sv[j]]),
+                            median(p50[k, sv[j]]), median(p99[k, sv[j]]), median(cpu[k, sv[j]]))
+      rl = ""; cl = ""; lo = 1e9; hi = 0
+      for (r = 1; r <= runs; ++r) {
+        if (got[k, "epoll", r] > 0 && got[k, "conch", r] != "") {
+          q = got[k, "conch", r] / got[k, "epoll", r]; rl = rl " " q
+          if (q < lo) lo = q; if (q > hi) hi = q
+        }
+        if (gcpu[k, "epoll", r] > 0 && gcpu[k, "conch", r] != "") cl = cl " " gcpu[k, "conch", r] / gcpu[k, "epoll", r]
+      }
+      ratio = rl == "" ? "-" : (runs > 1 ? sprintf("%.2f (%.2f..%.2f)", median(rl), lo, hi) : sprintf("%.2f", median(rl)))
+      cr = cl == "" ? "-" : sprintf("%.2f", median(cl))
+      print line " | " sprintf("%-16s", ratio) " | " cr
     }
   }' "$results"
