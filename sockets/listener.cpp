@@ -84,6 +84,10 @@ void listener::handoff(int fd) noexcept {
     ::close(fd);
     return;
   }
+  if (spread_) {  // server::serve: to the next loop, not to `connections`
+    spread(fd);
+    return;
+  }
   auto c = stream_conn::make(*r_, bufs_, fd, opts_);
   c->start();
   socket s(std::move(c));

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -125,6 +126,9 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   address connect_addr_;
 };
 
+/// What server::serve runs for each connection.
+using serve_fn = std::function<task<void>(socket)>;
+
 class listener final : public endpoint, public std::enable_shared_from_this<listener> {
  public:
   listener(reactor& r, buffer_ring* bufs, int fd, const options& o, address local);
@@ -139,6 +143,10 @@ class listener final : public endpoint, public std::enable_shared_from_this<list
   void close() noexcept;
   address local() const { return local_; }
   void teardown() noexcept override;
+  loop* home() const noexcept { return r_->home(); }
+  /// From now on, hand accepted connections to the runtime's loops in turn
+  /// and run `h` on each there (server::serve; serve.cpp).
+  void serve_with(std::shared_ptr<const serve_fn> h);
 
   chan<socket> conns_;
 
@@ -149,6 +157,7 @@ class listener final : public endpoint, public std::enable_shared_from_this<list
   void stop_accept() noexcept;
   static void on_accept(io_op* op, int res, std::uint32_t flags) noexcept;
   void handoff(int fd) noexcept;
+  void spread(int fd) noexcept;  // serve mode: fd to the next loop, handler there
   void after_accept_stopped() noexcept;
   void start_pump() noexcept;
   void finish() noexcept;
@@ -176,6 +185,8 @@ class listener final : public endpoint, public std::enable_shared_from_this<list
   bool backoff_needed_ = false;  // EMFILE/ENFILE/ENOBUFS/ENOMEM: wait, then re-arm
   std::chrono::milliseconds backoff_{0};
   bool finished_ = false;
+  std::shared_ptr<const serve_fn> spread_;  // serve mode (home loop)
+  std::size_t next_loop_ = 0;               // round robin (home loop)
 };
 
 }  // namespace conch::net::detail

@@ -19,6 +19,7 @@
 // runtime closes every socket it still has.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -87,6 +88,18 @@ struct server {
   /// Stops accepting and closes `connections`; sockets already accepted keep
   /// running. Removes the Unix socket file it created. Idempotent; any thread.
   void close();
+
+  /// Serves every connection with `handler`, spread over the runtime's
+  /// threads: from now on each accepted connection goes to the next loop in
+  /// turn, where its socket lives and `handler(socket)` runs as a go block
+  /// that stays on that thread (socket I/O and handler never cross threads;
+  /// with `connections`, every socket lives on the listening thread).
+  /// Connections already waiting on `connections` are handled on the
+  /// listening thread. Completes when the server is closed; handlers keep
+  /// running. Call it once and do not also take from `connections`. An
+  /// exception escaping a handler is reported like a go block's and ends
+  /// only that connection's handler. Accepting is not paced by handlers.
+  task<void> serve(std::function<task<void>(socket)> handler);
 
   explicit server(std::shared_ptr<detail::listener> l);
 
