@@ -299,22 +299,31 @@ absl::StatusOr<address_spec> parse_spec(std::string_view text, bool require_port
   return s;
 }
 
-absl::StatusOr<address> local_address(std::string_view text, const char* what) {
+absl::StatusOr<std::vector<address>> local_addresses(std::string_view text, const char* what) {
   CONCH_ASSIGN_OR_RETURN(address_spec s, parse_spec(text, true));
-  if (s.k != address_spec::kind::inet || s.numeric) return s.addr;
-  if (s.host == "localhost") {
+  if (s.k != address_spec::kind::inet || s.numeric) return std::vector<address>{s.addr};
+  if (s.host == "localhost") {  // without a lookup: 127.0.0.1 (getaddrinfo may list ::1 first)
     address a;
     parse_numeric("127.0.0.1", s.port, a);
-    return a;
+    return std::vector<address>{a};
   }
-  return absl::InvalidArgumentError(std::string(what) + "('" + std::string(text) + "'): '" +
-                                    s.host +
-                                    "' is a host name; pass a numeric address (or resolve() it "
-                                    "first: looking names up here would block the loop)");
+  // AI_PASSIVE: addresses to bind (it matters only for a null host, which the
+  // wildcard forms never reach: they are numeric). No AI_ADDRCONFIG: glibc
+  // ignores loopback addresses when it checks which families are configured,
+  // so it would hide "::1" on a host whose only other addresses are IPv4;
+  // an address of a family the machine lacks just fails bind() and the next
+  // one is tried.
+  auto found = lookup_blocking(s.host, s.port, AI_PASSIVE);
+  if (!found.ok())
+    return absl::Status(found.status().code(), std::string(what) + "('" + std::string(text) +
+                                                   "'): " + std::string(found.status().message()));
+  return found;
 }
 
-absl::StatusOr<std::vector<address>> lookup_blocking(const std::string& host, int port) {
+absl::StatusOr<std::vector<address>> lookup_blocking(const std::string& host, int port,
+                                                     int flags) {
   addrinfo hints{};
+  hints.ai_flags = flags;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;  // one entry per address, not per socket type
   addrinfo* res = nullptr;
@@ -336,6 +345,13 @@ absl::StatusOr<std::vector<address>> lookup_blocking(const std::string& host, in
   }
   freeaddrinfo(res);
   if (out.empty()) return absl::NotFoundError("cannot resolve '" + host + "': no IP addresses");
+  return out;
+}
+
+std::string describe(std::string_view verb, const address& a, std::string_view text) {
+  std::string printed = a.to_string();
+  std::string out = std::string(verb) + " " + printed;
+  if (text != printed) out += " ('" + std::string(text) + "')";
   return out;
 }
 

@@ -25,12 +25,34 @@ struct address_spec {
 /// Splits `text` by lsocket's rules. `require_port`: IP forms need ":port".
 absl::StatusOr<address_spec> parse_spec(std::string_view text, bool require_port);
 
-/// For listen/bind_udp: a numeric address, a wildcard or "localhost"
-/// (127.0.0.1); other names are refused (they would block the loop).
-absl::StatusOr<address> local_address(std::string_view text, const char* what);
+/// For listen/bind_udp: the addresses to try binding, in order. A numeric
+/// address, a wildcard, a Unix path or "localhost" (127.0.0.1) gives one;
+/// any other name is looked up here with getaddrinfo, blocking the calling
+/// thread (`what` names the call in the error: "listen", "bind_udp").
+absl::StatusOr<std::vector<address>> local_addresses(std::string_view text, const char* what);
 
 /// getaddrinfo, blocking: every address of `host` with `port`, deduplicated.
-absl::StatusOr<std::vector<address>> lookup_blocking(const std::string& host, int port);
+/// `flags` go to addrinfo::ai_flags (AI_PASSIVE for local addresses).
+absl::StatusOr<std::vector<address>> lookup_blocking(const std::string& host, int port,
+                                                     int flags = 0);
+
+/// "<verb> <a>" for an error message, plus " ('<text>')" when `text` (what
+/// the caller passed) is not simply `a` printed: "connect to 127.0.0.1:80
+/// ('localhost:80')".
+std::string describe(std::string_view verb, const address& a, std::string_view text);
+
+/// Tries `attempt(a)` (returning absl::StatusOr<T>) for each candidate in
+/// order and returns the first success; if none succeeds, the last failure.
+template <class T, class F>
+absl::StatusOr<T> first_ok(const std::vector<address>& candidates, F&& attempt) {
+  absl::Status last = absl::InvalidArgumentError("no address to try");
+  for (const address& a : candidates) {
+    absl::StatusOr<T> r = attempt(a);
+    if (r.ok()) return r;
+    last = r.status();
+  }
+  return last;
+}
 
 /// absl::ErrnoToStatus with "what: strerror" (what names the call and address).
 absl::Status errno_status(int err, const std::string& what);

@@ -2,8 +2,11 @@
 // connect(): parse or resolve the address, then try each candidate with an io_uring connect.
 //
 // Runs on the awaiting coroutine's loop; the new connection's home is that loop.
+// options::connect_timeout bounds each candidate (a timeout linked to the
+// connect SQE, see stream_conn::connect_to).
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -36,10 +39,15 @@ task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
     }
     std::shared_ptr<detail::stream_conn> c = detail::stream_conn::make(r, bufs, fd, opts);
     int res = co_await c->connect_to(a);
+    if (res == -ETIME) {  // options::connect_timeout passed; the kernel's connect was cancelled
+      last = absl::DeadlineExceededError(detail::describe("connect to", a, text) +
+                                         ": no answer within " +
+                                         std::to_string(opts.connect_timeout.count()) + " ms");
+      c->abandon();
+      continue;
+    }
     if (res < 0) {
-      std::string what = "connect to " + a.to_string();
-      if (text != a.to_string()) what += " ('" + text + "')";
-      last = detail::errno_status(-res, what);
+      last = detail::errno_status(-res, detail::describe("connect to", a, text));
       c->abandon();
       continue;
     }

@@ -247,22 +247,16 @@ absl::Status replace_stale_socket(const std::string& path, const address& a) {
   return detail::errno_status(err, "listen on " + path + ": probing the existing socket");
 }
 
-}  // namespace
+// A listening socket bound to one candidate address, before it has a listener.
+struct bound_socket {
+  int fd = -1;
+  std::string path;  // the Unix socket file we created, if any
+  std::uint64_t dev = 0, ino = 0;
+};
 
-server::server(std::shared_ptr<detail::listener> l) : connections(l->conns_), l_(std::move(l)) {}
-address server::local() const { return l_->local(); }
-void server::close() { l_->close(); }
-
-absl::StatusOr<server> listen(std::string_view text, options opts) {
-  conch::detail::loop* l = conch::detail::current_loop();
-  if (l == nullptr)
-    return absl::FailedPreconditionError(
-        "conch::net::listen() must be called on a runtime thread (in block_on or a go block)");
-  CONCH_ASSIGN_OR_RETURN(address a, detail::local_address(text, "listen"));
-  detail::reactor& r = detail::reactor::of(l);
-  CONCH_ASSIGN_OR_RETURN(detail::buffer_ring * bufs, r.stream_buffers());
-  const std::string where = "listen on " + std::string(text);
-
+// socket + bind + listen on `a`; `where` names the address for errors.
+absl::StatusOr<bound_socket> bind_and_listen(const address& a, const std::string& where,
+                                             const options& opts) {
   int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return detail::errno_status(errno, where + ": socket");
   struct fd_guard {
@@ -277,11 +271,12 @@ absl::StatusOr<server> listen(std::string_view text, options opts) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   }
   const bool unix_file = a.is_unix() && !a.is_abstract();
-  const std::string path = unix_file ? a.host() : std::string();
+  bound_socket b;
+  if (unix_file) b.path = a.host();
   if (::bind(fd, a.data(), a.size()) != 0) {
     int err = errno;
     if (err == EADDRINUSE && unix_file) {
-      CONCH_RETURN_IF_ERROR(replace_stale_socket(path, a));
+      CONCH_RETURN_IF_ERROR(replace_stale_socket(b.path, a));
       if (::bind(fd, a.data(), a.size()) != 0) return detail::errno_status(errno, where + ": bind");
     } else if (err == EADDRINUSE && a.is_abstract()) {
       return absl::AlreadyExistsError(where + ": the abstract name is in use");
@@ -289,30 +284,51 @@ absl::StatusOr<server> listen(std::string_view text, options opts) {
       return detail::errno_status(err, where + ": bind");
     }
   }
-  std::uint64_t dev = 0, ino = 0;
   if (unix_file) {
     // Before listen(): nobody can connect yet, so there is no window in which
     // the file has the umask's wider permissions and accepts connections.
-    if (::chmod(path.c_str(), static_cast<mode_t>(opts.unix_mode)) != 0) {
+    if (::chmod(b.path.c_str(), static_cast<mode_t>(opts.unix_mode)) != 0) {
       int err = errno;
-      ::unlink(path.c_str());
+      ::unlink(b.path.c_str());
       return detail::errno_status(err, where + ": chmod");
     }
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-      dev = static_cast<std::uint64_t>(st.st_dev);
-      ino = static_cast<std::uint64_t>(st.st_ino);
+    if (::stat(b.path.c_str(), &st) == 0) {
+      b.dev = static_cast<std::uint64_t>(st.st_dev);
+      b.ino = static_cast<std::uint64_t>(st.st_ino);
     }
   }
   if (::listen(fd, opts.backlog) != 0) {
     int err = errno;
-    if (unix_file) ::unlink(path.c_str());
+    if (unix_file) ::unlink(b.path.c_str());
     return detail::errno_status(err, where + ": listen");
   }
-  address local = detail::sock_name(fd);
-  auto lst = std::make_shared<detail::listener>(r, bufs, fd, opts, local);
-  guard.fd = -1;  // the listener owns it now
-  if (unix_file) lst->own_file(path, dev, ino);
+  b.fd = fd;
+  guard.fd = -1;  // the caller owns it now
+  return b;
+}
+
+}  // namespace
+
+server::server(std::shared_ptr<detail::listener> l) : connections(l->conns_), l_(std::move(l)) {}
+address server::local() const { return l_->local(); }
+void server::close() { l_->close(); }
+
+absl::StatusOr<server> listen(std::string_view text, options opts) {
+  conch::detail::loop* l = conch::detail::current_loop();
+  if (l == nullptr)
+    return absl::FailedPreconditionError(
+        "conch::net::listen() must be called on a runtime thread (in block_on or a go block)");
+  CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates, detail::local_addresses(text, "listen"));
+  detail::reactor& r = detail::reactor::of(l);
+  CONCH_ASSIGN_OR_RETURN(detail::buffer_ring * bufs, r.stream_buffers());
+  auto bind_one = [&](const address& a) {
+    return bind_and_listen(a, detail::describe("listen on", a, text), opts);
+  };
+  CONCH_ASSIGN_OR_RETURN(bound_socket b, detail::first_ok<bound_socket>(candidates, bind_one));
+  address local = detail::sock_name(b.fd);
+  auto lst = std::make_shared<detail::listener>(r, bufs, b.fd, opts, local);
+  if (!b.path.empty()) lst->own_file(b.path, b.dev, b.ino);
   r.add(lst);
   lst->start();
   return server(std::move(lst));

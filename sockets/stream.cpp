@@ -58,10 +58,29 @@ std::shared_ptr<stream_conn> stream_conn::make(reactor& r, buffer_ring* bufs, in
 
 task<int> stream_conn::connect_to(address a) {
   connect_addr_ = a;
+  const std::int64_t limit_ms = opts_.connect_timeout.count();
+  // A linked timeout must reach the kernel in the same submission as its
+  // connect: make room for both now, since sqe() submits when the queue is
+  // full, which would cut the link.
+  if (limit_ms > 0 && io_uring_sq_space_left(r_->ring()) < 2) io_uring_submit(r_->ring());
   io_uring_sqe* s = r_->sqe();
   io_uring_prep_connect(s, fd_, connect_addr_.data(), connect_addr_.size());
   io_uring_sqe_set_data(s, &connect_wait_);
-  co_return co_await io_awaiter(&connect_wait_);
+  // The kernel copies the timespec when the loop submits the SQEs, after this
+  // coroutine has suspended: the frame keeps `ts` alive until then.
+  __kernel_timespec ts{limit_ms / 1000, (limit_ms % 1000) * 1'000'000};
+  if (limit_ms > 0) {
+    s->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* t = r_->sqe();
+    io_uring_prep_link_timeout(t, &ts, 0);
+    // user_data 0, like reactor::cancel's: the loop skips this completion
+    // (-ETIME when it fired, -ECANCELED when the connect finished first).
+    io_uring_sqe_set_data(t, nullptr);
+  }
+  int res = co_await io_awaiter(&connect_wait_);
+  // Only the linked timeout cancels a connect (nothing else targets it).
+  if (limit_ms > 0 && res == -ECANCELED) res = -ETIME;
+  co_return res;
 }
 
 void stream_conn::start() {

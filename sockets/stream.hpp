@@ -53,7 +53,9 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   stream_conn(reactor& r, buffer_ring* bufs, int fd, const options& o);
   ~stream_conn() override;
 
-  /// Connects (io_uring connect); returns 0 or -errno. Loop thread, once.
+  /// Connects (io_uring connect); returns 0 or -errno. With
+  /// options::connect_timeout set, a linked timeout cancels the connect once
+  /// it has passed, giving -ETIME. Loop thread, once.
   task<int> connect_to(address a);
   /// Records the addresses, arms the recv and starts the writer. Loop thread.
   void start();

@@ -290,20 +290,25 @@ absl::StatusOr<udp_socket> bind_udp(std::string_view text, options opts) {
   if (l == nullptr)
     return absl::FailedPreconditionError(
         "conch::net::bind_udp() must be called on a runtime thread (in block_on or a go block)");
-  CONCH_ASSIGN_OR_RETURN(address a, detail::local_address(text, "bind_udp"));
-  if (!a.is_ip())
+  CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates,
+                         detail::local_addresses(text, "bind_udp"));
+  if (!candidates.front().is_ip())
     return absl::InvalidArgumentError("bind_udp('" + std::string(text) +
                                       "'): UDP needs an IPv4 or IPv6 address");
-  const std::string where = "bind_udp on " + std::string(text);
-  int fd = ::socket(a.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return detail::errno_status(errno, where + ": socket");
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // several group members per port
-  if (::bind(fd, a.data(), a.size()) != 0) {
-    int err = errno;
-    ::close(fd);
-    return detail::errno_status(err, where + ": bind");
-  }
+  auto bind_one = [&](const address& a) -> absl::StatusOr<int> {
+    const std::string where = detail::describe("bind_udp on", a, text);
+    int fd = ::socket(a.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return detail::errno_status(errno, where + ": socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // several group members per port
+    if (::bind(fd, a.data(), a.size()) != 0) {
+      int err = errno;
+      ::close(fd);
+      return detail::errno_status(err, where + ": bind");
+    }
+    return fd;
+  };
+  CONCH_ASSIGN_OR_RETURN(int fd, detail::first_ok<int>(candidates, bind_one));
   detail::reactor& r = detail::reactor::of(l);
   auto e = std::make_shared<detail::udp_endpoint>(r, fd, opts, detail::sock_name(fd));
   r.add(e);

@@ -2,6 +2,7 @@
 // Helpers for the sockets suites: bounded receives, an echo server, plain blocking peers.
 #pragma once
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -90,6 +91,16 @@ inline bool wait_eof(int fd, int limit_ms = 5000) {
     if (k == 0) return true;
     if (k < 0) return errno == ECONNRESET;
   }
+}
+
+/// How many descriptors this process has open (a leak check).
+inline int count_fds() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr) ++n;
+    ::closedir(d);
+  }
+  return n;
 }
 
 /// A unique path under /tmp for a Unix socket.

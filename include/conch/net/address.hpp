@@ -8,8 +8,9 @@
 //
 // The forms an address string may take (the transport follows from the form):
 //   "127.0.0.1:9000"   IPv4 host:port          "[::1]:9000"   IPv6 in brackets
-//   "localhost:9000"   a name (connect and resolve look it up; listen and
-//                      bind_udp accept only "localhost" among names)
+//   "localhost:9000"   a name (connect and resolve look it up on the blocking
+//                      pool; listen and bind_udp look it up in the call,
+//                      blocking the caller; "localhost" there is 127.0.0.1)
 //   "*:9000", ":9000"  every local IPv4 address (listen/bind_udp)
 //   "/tmp/app.sock"    a Unix socket path: any string containing '/'
 //   "@name"            a Linux abstract Unix socket (no file)

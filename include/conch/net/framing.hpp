@@ -10,6 +10,7 @@
 // message boundaries) and `out` writes strings verbatim.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -56,6 +57,11 @@ struct options {
   /// Permission bits of the socket file listen() creates for a Unix path
   /// (owner-only by default; 0666 lets every local user connect).
   unsigned unix_mode = 0600;
+  /// connect() only: how long each candidate address may take to answer
+  /// before the attempt is cancelled (then the next address is tried, or
+  /// connect gives kDeadlineExceeded). 0 = no limit of ours (the kernel's
+  /// TCP SYN retries still end it, after about two minutes by default).
+  std::chrono::milliseconds connect_timeout{0};
 };
 
 }  // namespace conch::net

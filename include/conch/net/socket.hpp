@@ -111,17 +111,27 @@ struct server {
 /// runtime thread; accepted sockets run on that thread's loop. For a Unix
 /// path, a stale socket file (no process listening) is replaced, a live one
 /// gives kAlreadyExists, and a non-socket file is never touched; the new file
-/// gets options::unix_mode permissions. Host names other than "localhost"
-/// give kInvalidArgument (resolve them first with resolve(): listen does not
-/// block the loop on DNS). Other failures: the errno status of
-/// socket/bind/listen, naming the address.
+/// gets options::unix_mode permissions.
+///
+/// A host name ("myhost:8080") is looked up with getaddrinfo inside this
+/// call: it **blocks the calling thread, and so its loop, while the name is
+/// resolved** (a DNS query can take seconds). Each address found is tried in
+/// order until one binds. "localhost" means 127.0.0.1 without a lookup; to
+/// keep the loop responsive, resolve() a name first and listen on the
+/// numeric address. Failures: kNotFound naming the host for an unknown name
+/// (kUnavailable for a temporary resolver failure); otherwise the errno
+/// status of socket/bind/listen for the last address tried, naming it and
+/// the text given.
 absl::StatusOr<server> listen(std::string_view address, options opts = {});
 
 /// Connects to `address` (names are resolved on the blocking pool; each
 /// resolved address is tried in turn). The socket runs on the awaiting
 /// coroutine's loop. The error says which address failed and why
 /// (kUnavailable for ECONNREFUSED, kNotFound for an unknown name or a missing
-/// Unix socket file, ...). Must be awaited on a runtime thread.
+/// Unix socket file, ...). With options::connect_timeout set, an address
+/// that has not answered within it is given up (the kernel's connect is
+/// cancelled) and the next one is tried; if that was the last, the result is
+/// kDeadlineExceeded naming it. Must be awaited on a runtime thread.
 task<absl::StatusOr<socket>> connect(std::string_view address, options opts = {});
 
 }  // namespace conch::net

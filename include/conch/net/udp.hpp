@@ -65,10 +65,15 @@ struct udp_socket {
   std::shared_ptr<detail::udp_endpoint> e_;
 };
 
-/// Binds a UDP socket to `address` (IPv4 or IPv6, port 0 for any free port;
-/// "localhost" is the only name accepted). Must be called on a runtime
-/// thread; its I/O runs on that thread's loop. Uses options::in_capacity and
-/// out_capacity.
+/// Binds a UDP socket to `address` (IPv4 or IPv6, port 0 for any free port).
+/// Must be called on a runtime thread; its I/O runs on that thread's loop.
+/// Uses options::in_capacity and out_capacity. A host name is looked up with
+/// getaddrinfo inside this call, **blocking the calling thread (and its
+/// loop) while it is resolved**, and its addresses are tried in order until
+/// one binds; "localhost" means 127.0.0.1 without a lookup. Failures:
+/// kNotFound naming the host for an unknown name, kInvalidArgument for a
+/// Unix address, else the errno status of socket/bind for the last address
+/// tried.
 absl::StatusOr<udp_socket> bind_udp(std::string_view address, options opts = {});
 
 }  // namespace conch::net
