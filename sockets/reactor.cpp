@@ -27,6 +27,12 @@ constexpr unsigned kMaxStreamBufs = 1024;
 constexpr unsigned kGrowAfter = 64;
 constexpr std::size_t kStreamBufSize = 16 * 1024;
 constexpr std::uint16_t kStreamGroup = 0x4e31;  // first bgid; the next rings count up
+// UDP receive buffers: one ring per loop, created when its first UDP socket
+// is bound. Buffers are recycled as each completion is handled, so 16 are
+// used up only by more than 16 datagrams in one reap; the multishot recvmsg
+// then ends with -ENOBUFS and is re-armed (the datagrams wait in the socket).
+constexpr unsigned kDatagramBufs = 16;
+constexpr std::uint16_t kDatagramGroup = 0x4e30;  // below the stream groups
 const char kReactorKey = 0;                      // the loop::find_ext key
 }  // namespace
 
@@ -107,6 +113,15 @@ absl::StatusOr<buffer_ring*> reactor::stream_buffers() {
     stream_rings_.push_back(std::move(*b));
   }
   return stream_rings_.back().get();
+}
+
+absl::StatusOr<buffer_ring*> reactor::datagram_buffers() {
+  if (datagram_ring_ == nullptr) {
+    auto b = buffer_ring::create(ring(), kDatagramGroup, kDatagramBufs, datagram_buffer_size);
+    if (!b.ok()) return b.status();
+    datagram_ring_ = std::move(*b);
+  }
+  return datagram_ring_.get();
 }
 
 void reactor::note_enobufs() noexcept {

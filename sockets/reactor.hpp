@@ -130,6 +130,15 @@ class reactor final : public loop::extension {
   /// buffers); receives move to it as they re-arm. Older rings stay
   /// registered: their buffers are still recycled into them.
   void note_enobufs() noexcept;
+  /// The UDP receive buffers (created on first use): 16 buffers of
+  /// datagram_buffer_size, shared by the loop's UDP sockets. A multishot
+  /// recvmsg writes its io_uring_recvmsg_out header, the peer's address and
+  /// the payload into one; the socket copies the datagram out and recycles
+  /// the buffer at once.
+  absl::StatusOr<buffer_ring*> datagram_buffers();
+  /// Room for the largest UDP payload (65,527 bytes over IPv6) after the
+  /// recvmsg header and a sockaddr_storage.
+  static constexpr std::size_t datagram_buffer_size = 65536 + 256;
   /// Recycled string buffers shared by the loop's connections.
   string_pool* strings() noexcept { return &strings_; }
 
@@ -166,6 +175,7 @@ class reactor final : public loop::extension {
   };
   loop* home_;
   std::vector<std::unique_ptr<buffer_ring>> stream_rings_;
+  std::unique_ptr<buffer_ring> datagram_ring_;
   unsigned enobufs_ = 0;  // since the newest ring was created
   recv_mode mode_ = recv_mode::bundle_capped;
   std::vector<std::uint16_t> bundle_ids_;

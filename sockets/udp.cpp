@@ -1,11 +1,17 @@
 // sockets/udp.cpp
-// udp_endpoint: one recvmsg at a time feeding `in`, a writer coroutine sending `out`; multicast membership.
+// udp_endpoint: multishot recvmsg feeding `in`, a writer coroutine sending `out`; multicast membership.
 //
 // Invariants:
-//  - At most one recvmsg is in flight, into this socket's own 64 KiB buffer;
-//    it is re-armed after each datagram unless `in` is full (then udp_pump
-//    parks on `in` with the one datagram held, and re-arms once it is in):
-//    memory is `in` + one datagram + the buffer.
+//  - At most one multishot recvmsg is armed (recv_armed_), taking buffers
+//    from the loop's datagram ring (reactor::datagram_buffers); each
+//    completion's datagram is copied out and its buffer recycled at once. It
+//    is re-armed only after its final completion (no IORING_CQE_F_MORE:
+//    -ENOBUFS, -ECANCELED, an error) and only while pending_ is empty.
+//  - Backpressure: a datagram that does not fit in `in` goes to pending_,
+//    the recvmsg is cancelled and pump parks on `in`; it re-arms once
+//    pending_ is drained. Datagrams reach `in` in the order received. Memory:
+//    `in` + pending_ (what the kernel had posted before the cancel landed;
+//    one round of the kernel's is bounded by the ring's 16 buffers).
 //  - The fd is closed only when no recvmsg is armed, no pump runs and the
 //    writer has ended.
 // Thread ownership: the read/write state belongs to the home loop thread;
@@ -17,9 +23,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,15 +39,16 @@
 
 namespace conch::net::detail {
 
-namespace {
-constexpr std::size_t kMaxDatagram = 65536;
-}  // namespace
+// A datagram buffer holds the recvmsg header, the peer address (room for
+// any: msg_namelen is sizeof(sockaddr_storage)) and a payload of up to 64 KiB.
+static_assert(reactor::datagram_buffer_size >=
+              sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) + 65536);
 
 class udp_endpoint final : public endpoint, public std::enable_shared_from_this<udp_endpoint> {
  public:
-  udp_endpoint(reactor& r, int fd, const options& o, address local)
-      : in_(o.in_capacity), out_(o.out_capacity), r_(&r), local_(local), fd_(fd),
-        buf_(new char[kMaxDatagram]) {
+  udp_endpoint(reactor& r, buffer_ring* bufs, int fd, const options& o, address local)
+      : in_(o.in_capacity), out_(o.out_capacity), r_(&r), bufs_(bufs), local_(local), fd_(fd) {
+    rmsg_.msg_namelen = sizeof(sockaddr_storage);  // the layout of every buffer; no iov, no control
     recv_wait_.owner = this;
     recv_wait_.complete = &udp_endpoint::on_recv;
   }
@@ -70,11 +79,10 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
     out_.close();
     auto self = shared_from_this();
     auto stop = [self] {
-      if (self->recv_armed_) {
-        self->r_->cancel(&self->recv_wait_);
-      } else {
+      if (self->recv_armed_)
+        self->stop_recv();  // its final completion finishes
+      else
         self->maybe_finish();
-      }
     };
     if (conch::detail::current_loop() == r_->home())
       stop();
@@ -92,7 +100,7 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
     closing_.store(true, std::memory_order_release);
     in_.close();
     out_.close();
-    pending_.reset();
+    pending_.clear();
   }
 
   absl::Status membership(std::string_view group, std::string_view iface, bool join) {
@@ -150,17 +158,20 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
   };
 
   void arm_recv() noexcept {
-    riov_.iov_base = buf_.get();
-    riov_.iov_len = kMaxDatagram;
-    rmsg_ = {};
-    rmsg_.msg_name = &from_;
-    rmsg_.msg_namelen = sizeof from_;
-    rmsg_.msg_iov = &riov_;
-    rmsg_.msg_iovlen = 1;
     io_uring_sqe* s = r_->sqe();
-    io_uring_prep_recvmsg(s, fd_, &rmsg_, 0);
+    io_uring_prep_recvmsg_multishot(s, fd_, &rmsg_, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = bufs_->bgid();
     io_uring_sqe_set_data(s, &recv_wait_);
     recv_armed_ = true;
+    cancel_sent_ = false;
+  }
+
+  void stop_recv() noexcept {
+    if (recv_armed_ && !cancel_sent_) {
+      r_->cancel(&recv_wait_);
+      cancel_sent_ = true;
+    }
   }
 
   void record_error(int err, const char* what) {
@@ -168,43 +179,79 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
     last_error_ = errno_status(err, std::string(what) + " on " + local_.to_string());
   }
 
-  static void on_recv(io_op* op, int res, std::uint32_t) noexcept {
+  static void on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
     udp_endpoint* u = static_cast<recv_op*>(op)->owner;
-    u->recv_armed_ = false;
-    bool stopping = u->closing_.load(std::memory_order_acquire);
-    if (res >= 0 && !stopping) {
-      datagram d{std::string(u->buf_.get(), static_cast<std::size_t>(res)),
-                 address::from_sockaddr(reinterpret_cast<sockaddr*>(&u->from_), u->rmsg_.msg_namelen)};
-      if (!try_send_keep(u->in_, d)) {
-        if (u->in_.closed()) {
-          stopping = true;
-        } else {  // `in` full: hold it, stop reading until there is room
-          u->pending_.emplace(std::move(d));
-          u->pump_running_ = true;
-          start_on(u->r_->home(), pump(u->shared_from_this()));
-          return;
-        }
-      }
-    } else if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN && !stopping) {
-      // ICMP errors (ECONNREFUSED...) concern one peer, not the socket.
+    if ((flags & IORING_CQE_F_MORE) == 0) u->recv_armed_ = false;
+    if (res >= 0 && (flags & IORING_CQE_F_BUFFER) != 0) {
+      u->take(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT), res);
+    } else if (res < 0 && res != -ECANCELED && res != -ENOBUFS && res != -EINTR &&
+               res != -EAGAIN && !u->closing_.load(std::memory_order_acquire)) {
+      // -ENOBUFS: the loop's datagram buffers were all taken in one round;
+      // re-armed below, the datagrams wait in the socket. ICMP errors
+      // (ECONNREFUSED...) concern one peer, not the socket: re-armed too.
+      // Errors that would come back at once (a kernel without multishot
+      // recvmsg gives -EINVAL) end the receiving: `in` closes.
       u->record_error(-res, "recvmsg");
+      if (res == -EINVAL || res == -EBADF || res == -ENOTSOCK || res == -EOPNOTSUPP)
+        u->recv_failed_ = true;
     }
-    if (stopping) {
-      u->maybe_finish();  // may free u: last
+    if (!u->recv_armed_) u->after_recv_stopped();  // may free u: last
+  }
+
+  // Copies the datagram out of buffer `bid` (`len` bytes used), recycles the
+  // buffer and hands the datagram on.
+  void take(std::uint16_t bid, int len) noexcept {
+    auto* o = io_uring_recvmsg_validate(bufs_->buffer(bid), len, &rmsg_);
+    std::optional<datagram> d;
+    if (o != nullptr && !closing_.load(std::memory_order_acquire)) {
+      auto namelen = static_cast<socklen_t>(std::min<std::uint32_t>(o->namelen, rmsg_.msg_namelen));
+      d.emplace(datagram{
+          std::string(static_cast<const char*>(io_uring_recvmsg_payload(o, &rmsg_)),
+                      io_uring_recvmsg_payload_length(o, len, &rmsg_)),
+          address::from_sockaddr(static_cast<const sockaddr*>(io_uring_recvmsg_name(o)), namelen)});
+    }
+    bufs_->recycle(bid);
+    if (d) deliver(*d);
+  }
+
+  void deliver(datagram& d) noexcept {
+    if (pending_.empty() && try_send_keep(in_, d)) return;
+    if (in_.closed()) {  // nobody will take it: stop reading
+      stop_recv();
       return;
     }
-    u->arm_recv();
+    pending_.push_back(std::move(d));  // `in` full: hold it, stop reading until there is room
+    stop_recv();
+    if (!pump_running_) {
+      pump_running_ = true;
+      start_on(r_->home(), pump(shared_from_this()));
+    }
+  }
+
+  // The recvmsg has ended, or the pump has: re-arm, or finish if closing.
+  void after_recv_stopped() noexcept {
+    if (recv_armed_ || pump_running_) return;  // whichever ends last comes back here
+    if (closing_.load(std::memory_order_acquire) || in_.closed() || recv_failed_) {
+      pending_.clear();  // (empty unless `in` was closed: the pump drains it otherwise)
+      if (recv_failed_) in_.close();
+      maybe_finish();  // may free this: last
+      return;
+    }
+    arm_recv();
   }
 
   static root pump(std::shared_ptr<udp_endpoint> u) {
-    datagram d = std::move(*u->pending_);
-    u->pending_.reset();
-    bool ok = co_await u->in_.send(std::move(d));
+    bool ok = true;
+    while (ok && !u->pending_.empty()) {
+      datagram d = std::move(u->pending_.front());
+      u->pending_.pop_front();
+      ok = co_await u->in_.send(std::move(d));
+      while (ok && !u->pending_.empty() && try_send_keep(u->in_, u->pending_.front()))
+        u->pending_.pop_front();
+    }
     u->pump_running_ = false;
-    if (ok && !u->closing_.load(std::memory_order_acquire))
-      u->arm_recv();
-    else
-      u->maybe_finish();
+    if (!ok) u->stop_recv();  // `in` closed
+    u->after_recv_stopped();
   }
 
   static root writer(std::shared_ptr<udp_endpoint> u) {
@@ -242,6 +289,7 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
   }
 
   reactor* r_;
+  buffer_ring* bufs_;  // the loop's datagram ring
   address local_;
   mutable std::mutex mu_;
   int fd_;                     // guarded by mu_ for writes
@@ -251,13 +299,12 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
   std::atomic<bool> closing_{false};
 
   // read side (loop thread)
-  std::unique_ptr<char[]> buf_;
-  sockaddr_storage from_{};
-  iovec riov_{};
-  msghdr rmsg_{};
+  msghdr rmsg_{};  // the buffer layout for the kernel and the recvmsg_out helpers
   recv_op recv_wait_;
-  std::optional<datagram> pending_;
+  std::deque<datagram> pending_;
   bool recv_armed_ = false;
+  bool cancel_sent_ = false;
+  bool recv_failed_ = false;  // the recvmsg cannot work: no re-arming
   bool pump_running_ = false;
 
   // write side (loop thread)
@@ -308,9 +355,10 @@ absl::StatusOr<udp_socket> bind_udp(std::string_view text, options opts) {
     }
     return fd;
   };
-  CONCH_ASSIGN_OR_RETURN(int fd, detail::first_ok<int>(candidates, bind_one));
   detail::reactor& r = detail::reactor::of(l);
-  auto e = std::make_shared<detail::udp_endpoint>(r, fd, opts, detail::sock_name(fd));
+  CONCH_ASSIGN_OR_RETURN(detail::buffer_ring * bufs, r.datagram_buffers());
+  CONCH_ASSIGN_OR_RETURN(int fd, detail::first_ok<int>(candidates, bind_one));
+  auto e = std::make_shared<detail::udp_endpoint>(r, bufs, fd, opts, detail::sock_name(fd));
   r.add(e);
   e->start();
   return udp_socket(std::move(e));
