@@ -16,6 +16,7 @@
 //
 // Longjmp safety as in module.cpp: C++ results live in heap jobs owned by a
 // `holder` userdata (its __gc frees them) while Lua calls that may raise run.
+#include <chrono>
 #include <new>
 
 #include "conch/chan/go.hpp"
@@ -75,7 +76,7 @@ int push_status(lua_State* L, const absl::Status& st) {
 // ---- options ----
 
 // {framing = "raw"|"lines"|"length"|"delimited", delimiter = "\f",
-//  in_capacity =, out_capacity =, max_frame =, backlog =}
+//  in_capacity =, out_capacity =, max_frame =, backlog =, connect_timeout = ms (0: none)}
 net::options check_options(lua_State* L, int idx) {
   net::options o;
   if (lua_isnoneornil(L, idx)) return o;
@@ -115,6 +116,12 @@ net::options check_options(lua_State* L, int idx) {
   std::size_t backlog = static_cast<std::size_t>(o.backlog);
   size_field("backlog", backlog);
   o.backlog = static_cast<int>(backlog);
+  if (lua_getfield(L, idx, "connect_timeout") != LUA_TNIL) {
+    lua_Integer ms = luaL_checkinteger(L, -1);
+    if (ms < 0) luaL_error(L, "conch: connect_timeout must be milliseconds >= 0 (0: none)");
+    o.connect_timeout = std::chrono::milliseconds(ms);
+  }
+  lua_pop(L, 1);
   return o;
 }
 

@@ -39,7 +39,9 @@
 namespace conch::detail {
 
 /// A submitted io_uring operation: user_data points at it, and `complete`
-/// runs on the loop thread for each of its completions.
+/// runs on the loop thread for each of its completions. An SQE whose
+/// completion needs no handling (a cancel, a linked timeout) has user_data 0:
+/// the loop skips those completions.
 struct io_op {
   void (*complete)(io_op* self, int res, std::uint32_t flags) noexcept = nullptr;
 };
