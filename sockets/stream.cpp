@@ -193,20 +193,17 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
   stream_conn* c = static_cast<owned_op<stream_conn>*>(op)->owner;
   if ((flags & IORING_CQE_F_MORE) == 0) c->recv_armed_ = false;
   if (res > 0) {
-    auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    // The buffers it filled: full ones in ring order, the last one partly
+    // (just the first buffer when the receive was not a bundle).
     auto n = static_cast<std::size_t>(res);
-    if (c->armed_mode_ == reactor::recv_mode::single) {
-      c->consume(bid, n);
-    } else {  // a bundle: full buffers in ring order, the last one partly
-      std::vector<std::uint16_t>* ids = c->r_->bundle_ids();
-      ids->clear();
-      c->bufs_->bundle(bid, n, ids);
-      const std::size_t size = c->bufs_->buffer_size();
-      for (std::uint16_t id : *ids) {
-        std::size_t k = n < size ? n : size;
-        c->consume(id, k);
-        n -= k;
-      }
+    std::vector<std::uint16_t>* ids = c->r_->bundle_ids();
+    ids->clear();
+    c->bufs_->bundle(static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT), n, ids);
+    const std::size_t size = c->bufs_->buffer_size();
+    for (std::uint16_t id : *ids) {
+      std::size_t k = n < size ? n : size;
+      c->consume(id, k);
+      n -= k;
     }
   } else if (res == -EINVAL && c->armed_mode_ != reactor::recv_mode::single) {
     // An older kernel: no bundles, or no cap on them. Re-armed below, simpler.
