@@ -20,6 +20,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "sock_listen.h"
+
 typedef struct {
   int fd;
   char* pend;  // unsent bytes (only after a short write)
@@ -30,32 +32,8 @@ static int g_ep;
 static char g_buf[1 << 16];
 
 static int listen_on(const char* spec) {
-  int fd;
-  if (strncmp(spec, "unix:", 5) == 0) {
-    struct sockaddr_un a = {0};
-    a.sun_family = AF_UNIX;
-    socklen_t len = sizeof a;
-    if (spec[5] == '@') {
-      strncpy(a.sun_path + 1, spec + 6, sizeof a.sun_path - 2);
-      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(spec + 6));
-    } else {
-      strncpy(a.sun_path, spec + 5, sizeof a.sun_path - 1);
-      unlink(a.sun_path);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (bind(fd, (struct sockaddr*)&a, len) != 0) return -1;
-  } else {
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)atoi(spec + 4));
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr*)&a, sizeof a) != 0) return -1;
-  }
-  if (listen(fd, 1024) != 0) return -1;
-  fcntl(fd, F_SETFL, O_NONBLOCK);
+  int fd = bench_listen(spec);
+  if (fd >= 0) fcntl(fd, F_SETFL, O_NONBLOCK);
   return fd;
 }
 

@@ -26,6 +26,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "sock_listen.h"
+
 enum { NBUF = 256, BUFSZ = 16384, BGID = 1, MAXFD = 65536, QCAP = 1024, BATCH = 64 };
 enum { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3 };
 
@@ -195,30 +197,8 @@ int main(int argc, char** argv) {
     return 64;
   }
   const char* spec = argv[1];
-  if (strncmp(spec, "unix:", 5) == 0) {
-    struct sockaddr_un a = {0};
-    a.sun_family = AF_UNIX;
-    socklen_t len = sizeof a;
-    if (spec[5] == '@') {
-      strncpy(a.sun_path + 1, spec + 6, sizeof a.sun_path - 2);
-      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(spec + 6));
-    } else {
-      strncpy(a.sun_path, spec + 5, sizeof a.sun_path - 1);
-      unlink(a.sun_path);
-    }
-    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (bind(lfd, (struct sockaddr*)&a, len) != 0) return perror("bind"), 1;
-  } else {
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((unsigned short)atoi(spec + 4));
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(lfd, (struct sockaddr*)&a, sizeof a) != 0) return perror("bind"), 1;
-  }
-  if (listen(lfd, 1024) != 0) return perror("listen"), 1;
+  lfd = bench_listen(spec);
+  if (lfd < 0) return perror("listen"), 1;
 
   struct io_uring_params p;
   memset(&p, 0, sizeof p);
