@@ -55,4 +55,26 @@ inline void expect_sum(const char* what, i64 got, i64 want) {
   }
 }
 
+// The workloads of issue 2, shared by the conch and Boost.Fiber binaries.
+struct workload {
+  char id;
+  const char* name;
+  i64 default_n;
+  const char* unit;
+};
+
+inline constexpr workload workloads[] = {
+    {'A', "A_pingpong", 1'000'000, "ns/op"},  {'B', "B_spsc", 10'000'000, "ns/op"},
+    {'C', "C_mpmc", 10'000'000, "ns/op"},     {'D', "D_select", 5'000'000, "ns/op"},
+    {'E', "E_spawn", 1'000'000, "ns/op"},     {'F', "F_timeouts", 100'000, "ms"},
+};
+
+// The workload named by a one-letter argument, or null.
+inline const workload* find_workload(const char* arg) {
+  if (arg == nullptr || arg[0] == '\0' || arg[1] != '\0') return nullptr;
+  for (const workload& w : workloads)
+    if (w.id == arg[0]) return &w;
+  return nullptr;
+}
+
 }  // namespace bench

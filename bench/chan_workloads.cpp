@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <variant>
@@ -52,6 +51,8 @@ using bench::per_op;
 using bench::range_sum;
 using bench::sample;
 using bench::stopwatch;
+using bench::workload;
+using bench::find_workload;
 
 // ---- A: ping-pong over two unbuffered channels ----
 
@@ -205,19 +206,6 @@ conch::task<sample> timeouts(i64 n) {
 
 // ---- driver ----
 
-struct workload {
-  char id;
-  const char* name;
-  i64 default_n;
-  const char* unit;
-};
-
-constexpr workload workloads[] = {
-    {'A', "A_pingpong", 1'000'000, "ns/op"},  {'B', "B_spsc", 10'000'000, "ns/op"},
-    {'C', "C_mpmc", 10'000'000, "ns/op"},     {'D', "D_select", 5'000'000, "ns/op"},
-    {'E', "E_spawn", 1'000'000, "ns/op"},     {'F', "F_timeouts", 100'000, "ms"},
-};
-
 conch::task<sample> run_workload(char id, i64 n) {
   switch (id) {
     case 'A': return pingpong(n);
@@ -239,10 +227,8 @@ conch::task<sample> run_workload(char id, i64 n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3 || std::strlen(argv[1]) != 1) usage();
-  const workload* w = nullptr;
-  for (const workload& x : workloads)
-    if (x.id == argv[1][0]) w = &x;
+  if (argc < 3) usage();
+  const workload* w = find_workload(argv[1]);
   const int threads = std::atoi(argv[2]);
   if (w == nullptr || threads < 1) usage();
   const i64 n = argc > 3 ? std::atoll(argv[3]) : w->default_n;

@@ -32,7 +32,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <vector>
 
@@ -51,6 +50,8 @@ using bench::per_op;
 using bench::range_sum;
 using bench::sample;
 using bench::stopwatch;
+using bench::workload;
+using bench::find_workload;
 
 // ---- A ----
 
@@ -203,19 +204,6 @@ sample timeouts(i64 n) {
   return in_ms(elapsed);  // total ms
 }
 
-struct workload {
-  char id;
-  const char* name;
-  i64 default_n;
-  const char* unit;
-};
-
-constexpr workload workloads[] = {
-    {'A', "A_pingpong", 1'000'000, "ns/op"},  {'B', "B_spsc", 10'000'000, "ns/op"},
-    {'C', "C_mpmc", 10'000'000, "ns/op"},     {'D', "D_select", 5'000'000, "ns/op"},
-    {'E', "E_spawn", 1'000'000, "ns/op"},     {'F', "F_timeouts", 100'000, "ms"},
-};
-
 sample run_workload(char id, i64 n) {
   switch (id) {
     case 'A': return pingpong(n);
@@ -235,10 +223,8 @@ sample run_workload(char id, i64 n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strlen(argv[1]) != 1) usage();
-  const workload* w = nullptr;
-  for (const workload& x : workloads)
-    if (x.id == argv[1][0]) w = &x;
+  if (argc < 2) usage();
+  const workload* w = find_workload(argv[1]);
   if (w == nullptr) usage();
   const i64 n = argc > 2 ? std::atoll(argv[2]) : w->default_n;
   if (n < 2) usage();
