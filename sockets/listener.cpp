@@ -315,10 +315,7 @@ address server::local() const { return l_->local(); }
 void server::close() { l_->close(); }
 
 absl::StatusOr<server> listen(std::string_view text, options opts) {
-  conch::detail::loop* l = conch::detail::current_loop();
-  if (l == nullptr)
-    return absl::FailedPreconditionError(
-        "conch::net::listen() must be called on a runtime thread (in block_on or a go block)");
+  CONCH_ASSIGN_OR_RETURN(conch::detail::loop * l, detail::calling_loop("listen"));
   CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates, detail::local_addresses(text, "listen"));
   detail::reactor& r = detail::reactor::of(l);
   CONCH_ASSIGN_OR_RETURN(detail::buffer_ring * bufs, r.stream_buffers());

@@ -165,6 +165,14 @@ void reactor::cancel(io_op* op) noexcept {
 
 // ---- running code on a socket's home loop ----
 
+absl::StatusOr<loop*> calling_loop(const char* fn) {
+  loop* l = conch::detail::current_loop();
+  if (l == nullptr)
+    return absl::FailedPreconditionError(std::string("conch::net::") + fn +
+                                         "() must be called on a runtime thread (in block_on or a go block)");
+  return l;
+}
+
 void start_on(loop* l, conch::detail::root r) noexcept {
   l->register_root(&r.h.promise());
   if (conch::detail::current_loop() == l)

@@ -184,6 +184,10 @@ class reactor final : public loop::extension {
   std::size_t live_ = 0;
 };
 
+/// The loop of the calling thread, for `fn` (e.g. "listen"), which must be
+/// called on a runtime thread: kFailedPrecondition naming `fn` elsewhere.
+absl::StatusOr<loop*> calling_loop(const char* fn);
+
 /// Starts the detached coroutine `r` on loop `l`: it runs on that thread,
 /// never stolen by another loop (socket coroutines must stay home). Any
 /// thread; the runtime destroys it if it is still parked at teardown.

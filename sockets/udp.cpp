@@ -333,10 +333,7 @@ absl::Status udp_socket::last_error() const { return e_->last_error(); }
 void udp_socket::close() { e_->close(); }
 
 absl::StatusOr<udp_socket> bind_udp(std::string_view text, options opts) {
-  conch::detail::loop* l = conch::detail::current_loop();
-  if (l == nullptr)
-    return absl::FailedPreconditionError(
-        "conch::net::bind_udp() must be called on a runtime thread (in block_on or a go block)");
+  CONCH_ASSIGN_OR_RETURN(conch::detail::loop * l, detail::calling_loop("bind_udp"));
   CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates,
                          detail::local_addresses(text, "bind_udp"));
   if (!candidates.front().is_ip())

@@ -107,6 +107,10 @@ TEST_CASE("a stale Unix socket file is replaced, a live one refused, other files
 TEST_CASE("listen and connect errors are clear statuses", "[sockets][errors]") {
   auto off = net::listen("127.0.0.1:0");  // not on a runtime thread
   CHECK(off.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(off.status().message()).find("listen()") != std::string::npos);
+  auto off_udp = net::bind_udp("127.0.0.1:0");
+  CHECK(off_udp.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(off_udp.status().message()).find("bind_udp()") != std::string::npos);
   conch::run([]() -> task<void> {
     auto named = net::listen("no-such-host.invalid:80");  // names are looked up (host_names_test)
     CHECK(named.status().code() == absl::StatusCode::kNotFound);
