@@ -11,7 +11,7 @@
 # Prints the generator's machine-readable lines, then a table per cell:
 # msgs/s, MB/s, p50/p99 latency (us) and server CPU ns per message, and the
 # conch/epoll throughput ratio. With RUNS > 1 the matrix is run that many
-# times (servers in turn within each round) and the table shows medians, the
+# times (servers in turn within each cell) and the table shows medians, the
 # ratio with its min..max over the rounds, conch/epoll CPU per message, and
 # the plain liburing server's throughput over epoll's (what io_uring itself
 # gives on this kernel, before any of conch's own costs).
@@ -35,32 +35,40 @@ declare -A bin=([conch]=$B/conch_bench_sock_echo [epoll]=$B/conch_bench_sock_epo
 results=$(mktemp)
 trap 'rm -f "$results" /tmp/conch-bench-$$-*' EXIT
 
-for run in $(seq "$RUNS"); do
-for srv in $SERVERS; do
-  for tr in $TRANSPORTS; do
-    started=0
-    for attempt in 1 2 3; do  # a random port may be taken: try another
-      if [ "$tr" = tcp ]; then spec="tcp:$((20000 + RANDOM % 20000))"; target="tcp:127.0.0.1:${spec#tcp:}"
-      else spec="unix:/tmp/conch-bench-$$-$srv.sock"; target="$spec"; fi
-      log=/tmp/conch-bench-$$-$srv.log
-      "${pin_srv[@]}" "${bin[$srv]}" "$spec" > "$log" 2>&1 &
-      pid=$!
-      for _ in $(seq 200); do
-        if grep -q ready "$log" 2>/dev/null || ! kill -0 $pid 2>/dev/null; then break; fi
-        sleep 0.05
-      done
-      if grep -q ready "$log"; then started=1; break; fi
-      kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+# start_server SRV TR: starts SRV for transport TR; sets pid and target.
+start_server() {
+  local srv=$1 tr=$2 spec log
+  for attempt in 1 2 3; do  # a random port may be taken: try another
+    if [ "$tr" = tcp ]; then spec="tcp:$((20000 + RANDOM % 20000))"; target="tcp:127.0.0.1:${spec#tcp:}"
+    else spec="unix:/tmp/conch-bench-$$-$srv.sock"; target="$spec"; fi
+    log=/tmp/conch-bench-$$-$srv.log
+    "${pin_srv[@]}" "${bin[$srv]}" "$spec" > "$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 200); do
+      if grep -q ready "$log" 2>/dev/null || ! kill -0 $pid 2>/dev/null; then break; fi
+      sleep 0.05
     done
-    if [ $started = 0 ]; then echo "server $srv did not start:"; cat "$log"; exit 1; fi
-    for c in $CONNS; do
-      for w in $WORKLOADS; do
-        size=${w%:*}; depth=${w#*:}
+    if grep -q ready "$log"; then return 0; fi
+    kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+  done
+  echo "server $srv did not start:"; cat "$log"; exit 1
+}
+
+# Servers take turns cell by cell, each started fresh for its cell, so the
+# ratios compare measurements taken seconds apart (this machine's load drifts
+# over minutes) and no server carries state from one cell into the next.
+for run in $(seq "$RUNS"); do
+for tr in $TRANSPORTS; do
+  for c in $CONNS; do
+    for w in $WORKLOADS; do
+      size=${w%:*}; depth=${w#*:}
+      for srv in $SERVERS; do
+        start_server "$srv" "$tr"
         line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
         echo "run=$run server=$srv transport=$tr $line" | tee -a "$results"
+        kill $pid; wait $pid 2>/dev/null || true
       done
     done
-    kill $pid; wait $pid 2>/dev/null || true
   done
 done
 done
