@@ -3,7 +3,8 @@
 #
 #   bench/run_sockets.sh [--smoke] [BENCH_BUILD_DIR]      (default: build/bench)
 #   SECS=3 RUNS=3 bench/run_sockets.sh build-rel/bench    (seconds per cell, default 2;
-#                                                          rounds of the whole matrix, default 1)
+#                                                          rounds of the whole matrix, default 1;
+#                                                          WARM=0 skips the warm-up pass)
 #
 # Each server runs pinned to CPU 0, the load generator (conch_bench_sock_loadgen)
 # to CPU 1: 1, 16 and 256 connections; 64 B request/response, 16 KiB
@@ -25,7 +26,8 @@ WORKLOADS=${WORKLOADS:-"64:1 16384:1 16384:16"}
 TRANSPORTS=${TRANSPORTS:-"tcp unix"}
 SERVERS=${SERVERS:-"conch epoll uring"}
 RUNS=${RUNS:-1}
-if [ $smoke = 1 ]; then SECS=0.3; CONNS="4"; WORKLOADS="64:1 16384:4"; fi
+WARM=${WARM:-1}   # seconds of the warm-up pass before each measured cell (0: none)
+if [ $smoke = 1 ]; then SECS=0.3; CONNS="4"; WORKLOADS="64:1 16384:4"; WARM=0; fi
 ncpu=$(nproc)
 pin_srv=(); pin_gen=()
 if command -v taskset >/dev/null && [ "$ncpu" -ge 2 ]; then pin_srv=(taskset -c 0); pin_gen=(taskset -c 1); fi
@@ -64,6 +66,16 @@ for tr in $TRANSPORTS; do
       size=${w%:*}; depth=${w#*:}
       for srv in $SERVERS; do
         start_server "$srv" "$tr"
+        # A throwaway pass first, on connections of its own: a long-running
+        # server has served connections before. Conch's first set of 256
+        # connections in a process ran tcp 256 x 16 KiB x 16 at 113-137k
+        # msgs/s, and any later set at 153-170k. That was so even after a
+        # light warm-up (256 x 64 B for 1 s), though not after 16
+        # connections. With the same cell as warm-up, 0.3 s was not enough
+        # (0.85x epoll) and 1 s was (1.03x). What warms up is not pinned
+        # down: starting with a 512-buffer ring did not do it. The C
+        # servers' state is static.
+        [ "$WARM" != 0 ] && "${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$WARM" > /dev/null
         line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
         echo "run=$run server=$srv transport=$tr $line" | tee -a "$results"
         kill $pid; wait $pid 2>/dev/null || true
