@@ -2,10 +2,14 @@
 // runtime: block_on, sleep, threads, teardown.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +40,34 @@ TEST_CASE("sleep waits at least its duration and resumes on the same thread", "[
         co_await conch::sleep(0ms);  // a yield
       }(),
       {.threads = 2});
+}
+
+namespace {
+// FDSize from /proc/self/status: the descriptor-table slots the kernel has
+// allocated for this process (0 if unreadable).
+long fd_table_slots() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  long slots = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "FDSize: %ld", &slots) == 1) break;
+  std::fclose(f);
+  return slots;
+}
+}  // namespace
+
+TEST_CASE("a runtime grows the descriptor table before its threads start, holding no descriptor",
+          "[runtime]") {
+  rlimit rl{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  const long mark = static_cast<long>(std::min<rlim_t>(rl.rlim_cur, 4096));
+  conch::runtime rt({.threads = 1});
+  CHECK(fd_table_slots() >= mark);
+  // Only the table grew: the descriptor used to grow it is closed again.
+  errno = 0;
+  CHECK(::fcntl(static_cast<int>(mark - 1), F_GETFD) == -1);
+  CHECK(errno == EBADF);
 }
 
 TEST_CASE("runtime::create reports success as a usable runtime", "[runtime]") {
