@@ -67,14 +67,11 @@ for tr in $TRANSPORTS; do
       for srv in $SERVERS; do
         start_server "$srv" "$tr"
         # A throwaway pass first, on connections of its own: a long-running
-        # server has served connections before. Conch's first set of 256
-        # connections in a process ran tcp 256 x 16 KiB x 16 at 113-137k
-        # msgs/s, and any later set at 153-170k. That was so even after a
-        # light warm-up (256 x 64 B for 1 s), though not after 16
-        # connections. With the same cell as warm-up, 0.3 s was not enough
-        # (0.85x epoll) and 1 s was (1.03x). What warms up is not pinned
-        # down: starting with a 512-buffer ring did not do it. The C
-        # servers' state is static.
+        # server has served connections before. It found the cold-start cost
+        # the runtime now avoids: conch's first 256 connections in a process
+        # grew the descriptor table after the loop thread had started and ran
+        # tcp 256 x 16 KiB x 16 at 113-137k msgs/s, any later set at 153-170k
+        # (src/README.md, Start-up). The C servers' state is static.
         [ "$WARM" != 0 ] && "${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$WARM" > /dev/null
         line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
         echo "run=$run server=$srv transport=$tr $line" | tee -a "$results"
