@@ -77,6 +77,37 @@ TEST_CASE("frames over max_frame are refused early", "[sockets][framing]") {
   CHECK(raw.size() == 3);
 }
 
+TEST_CASE("the string pool hands sent buffers back out, small and large, with the new bytes",
+          "[sockets][framing]") {
+  net::detail::string_pool pool;
+  // A small heap string (a 64-byte frame) serves the next small frame.
+  std::string small(64, 's');
+  const char* small_buf = small.data();
+  pool.give(std::move(small));
+  std::string a = pool.make("0123456789012345678901234567890123456789", 40);
+  CHECK(a == "0123456789012345678901234567890123456789");
+  CHECK(a.data() == small_buf);
+  // A frame larger than every kept small string gets its own buffer.
+  std::string b = pool.make(std::string(100, 'b').data(), 100);
+  CHECK(b == std::string(100, 'b'));
+  CHECK(b.data() != small_buf);
+  // A large buffer serves a large frame and a blank ring slot.
+  std::string big(16384, 'x');
+  const char* big_buf = big.data();
+  pool.give(std::move(big));
+  std::string c = pool.make(std::string(9000, 'c').data(), 9000);
+  CHECK(c == std::string(9000, 'c'));
+  CHECK(c.data() == big_buf);
+  pool.give(std::move(c));
+  std::string d = pool.blank(16384);
+  CHECK(d.size() == 16384);
+  CHECK(d.data() == big_buf);
+  // Short strings live inside the string object: there is nothing to keep.
+  pool.give(std::string("tiny"));
+  std::string e = pool.make("0123456789abcdefghij", 20);
+  CHECK(e == "0123456789abcdefghij");
+}
+
 namespace {
 
 // A server with framing `f` that answers each frame with its size as text,
