@@ -45,7 +45,7 @@ class string_pool {
 
   /// A string holding [p, p+n), in a recycled buffer when one fits.
   std::string make(const char* p, std::size_t n) {
-    if (n > sso_capacity && n < min_capacity && !small_.empty() && small_.back().capacity() >= n) {
+    if (n > sso_capacity_ && n < min_capacity && !small_.empty() && small_.back().capacity() >= n) {
       std::string s = std::move(small_.back());
       small_.pop_back();
       s.assign(p, n);
@@ -76,7 +76,7 @@ class string_pool {
   void give(std::string&& s) noexcept {
     const std::size_t c = s.capacity();
     if (c < min_capacity) {
-      if (c > sso_capacity && small_.size() < max_small_kept) small_.push_back(std::move(s));
+      if (c > sso_capacity_ && small_.size() < max_small_kept) small_.push_back(std::move(s));
       return;
     }
     if (c > max_capacity || free_.size() >= max_kept ||
@@ -91,11 +91,12 @@ class string_pool {
   }
 
  private:
-  /// What a string holds without a heap buffer (nothing to recycle).
-  static constexpr std::size_t sso_capacity = std::string().capacity();
   static constexpr std::size_t max_small_kept = 1024;
+  /// What a string holds without a heap buffer (nothing to recycle). Not a
+  /// constant: clang cannot evaluate libstdc++'s std::string() at compile time.
+  std::size_t sso_capacity_ = std::string().capacity();
   std::vector<std::string> free_;
-  std::vector<std::string> small_;  // capacities in (sso_capacity, min_capacity)
+  std::vector<std::string> small_;  // capacities in (sso_capacity_, min_capacity)
   std::size_t kept_bytes_ = 0;  // sum of the kept strings' capacities
 };
 
