@@ -45,30 +45,18 @@ class string_pool {
 
   /// A string holding [p, p+n), in a recycled buffer when one fits.
   std::string make(const char* p, std::size_t n) {
-    if (n > sso_capacity_ && n < min_capacity && !small_.empty() && small_.back().capacity() >= n) {
-      std::string s = std::move(small_.back());
-      small_.pop_back();
-      s.assign(p, n);
-      return s;
-    }
-    if (n >= min_capacity / 2 && !free_.empty() && free_.back().capacity() >= n) {
-      std::string s = std::move(free_.back());
-      free_.pop_back();
-      kept_bytes_ -= s.capacity();
-      s.assign(p, n);
-      return s;
-    }
-    return std::string(p, n);
+    std::string s;
+    if (n > sso_capacity_ && n < min_capacity && !small_.empty() && small_.back().capacity() >= n)
+      s = pop(small_);
+    else if (n >= min_capacity / 2 && !free_.empty() && free_.back().capacity() >= n)
+      s = pop_large();
+    s.assign(p, n);  // a recycled buffer has room: no allocation
+    return s;
   }
   /// A string of `n` bytes (contents unspecified: zeros or old data), in a
   /// recycled buffer when there is one.
   std::string blank(std::size_t n) {
-    std::string s;
-    if (!free_.empty()) {
-      s = std::move(free_.back());
-      free_.pop_back();
-      kept_bytes_ -= s.capacity();
-    }
+    std::string s = free_.empty() ? std::string() : pop_large();
     s.resize(n);  // within capacity: only the grown tail is written
     return s;
   }
@@ -91,6 +79,17 @@ class string_pool {
   }
 
  private:
+  static std::string pop(std::vector<std::string>& v) noexcept {
+    std::string s = std::move(v.back());
+    v.pop_back();
+    return s;
+  }
+  std::string pop_large() noexcept {
+    std::string s = pop(free_);
+    kept_bytes_ -= s.capacity();
+    return s;
+  }
+
   static constexpr std::size_t max_small_kept = 1024;
   /// What a string holds without a heap buffer (nothing to recycle). Not a
   /// constant: clang cannot evaluate libstdc++'s std::string() at compile time.
