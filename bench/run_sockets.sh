@@ -14,8 +14,8 @@
 # conch/epoll throughput ratio. With RUNS > 1 the matrix is run that many
 # times (servers in turn within each cell) and the table shows medians, the
 # ratio with its min..max over the rounds, conch/epoll CPU per message, and
-# the plain liburing server's throughput over epoll's (what io_uring itself
-# gives on this kernel, before any of conch's own costs).
+# the plain liburing server's throughput and CPU per message over epoll's
+# (what io_uring itself gives on this kernel, before any of conch's own costs).
 set -euo pipefail
 smoke=0
 if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
@@ -101,15 +101,15 @@ awk -v runs="$RUNS" '
     cpu[key, s] = cpu[key, s] " " v["server_cpu_ns_per_msg"]
     got[key, s, r] = v["msgs_per_s"]; gcpu[key, s, r] = v["server_cpu_ns_per_msg"] }
   END {
-    printf "%-22s | %-38s | %-38s | %-38s | %-16s | %-15s | %s\n", "transport conns msg", "conch msgs/s MB/s p50/p99us ns/msg",
-           "epoll", "uring", "conch/epoll msgs", "conch/epoll cpu", "uring/epoll msgs"
+    printf "%-22s | %-38s | %-38s | %-38s | %-16s | %-15s | %-16s | %s\n", "transport conns msg", "conch msgs/s MB/s p50/p99us ns/msg",
+           "epoll", "uring", "conch/epoll msgs", "conch/epoll cpu", "uring/epoll msgs", "uring/epoll cpu"
     for (i = 0; i < n; ++i) {
       k = order[i]; line = sprintf("%-22s", k)
       split("conch epoll uring", sv, " ")
       for (j = 1; j <= 3; ++j)
         line = line sprintf(" | %9.0f %7.1f %6.1f/%-7.1f %6.0f", median(m[k, sv[j]]), median(mb[k, sv[j]]),
                             median(p50[k, sv[j]]), median(p99[k, sv[j]]), median(cpu[k, sv[j]]))
-      rl = ""; cl = ""; ul = ""; lo = 1e9; hi = 0
+      rl = ""; cl = ""; ul = ""; uc = ""; lo = 1e9; hi = 0
       for (r = 1; r <= runs; ++r) {
         if (got[k, "epoll", r] > 0 && got[k, "conch", r] != "") {
           q = got[k, "conch", r] / got[k, "epoll", r]; rl = rl " " q
@@ -117,10 +117,12 @@ awk -v runs="$RUNS" '
         }
         if (gcpu[k, "epoll", r] > 0 && gcpu[k, "conch", r] != "") cl = cl " " gcpu[k, "conch", r] / gcpu[k, "epoll", r]
         if (got[k, "epoll", r] > 0 && got[k, "uring", r] != "") ul = ul " " got[k, "uring", r] / got[k, "epoll", r]
+        if (gcpu[k, "epoll", r] > 0 && gcpu[k, "uring", r] != "") uc = uc " " gcpu[k, "uring", r] / gcpu[k, "epoll", r]
       }
       ratio = rl == "" ? "-" : (runs > 1 ? sprintf("%.2f (%.2f..%.2f)", median(rl), lo, hi) : sprintf("%.2f", median(rl)))
       cr = cl == "" ? "-" : sprintf("%.2f", median(cl))
       ur = ul == "" ? "-" : sprintf("%.2f", median(ul))
-      print line " | " sprintf("%-16s", ratio) " | " sprintf("%-15s", cr) " | " ur
+      ucr = uc == "" ? "-" : sprintf("%.2f", median(uc))
+      print line " | " sprintf("%-16s", ratio) " | " sprintf("%-15s", cr) " | " sprintf("%-16s", ur) " | " ucr
     }
   }' "$results"
