@@ -317,9 +317,9 @@ class frame_encoder {
   char delim_;
   std::vector<std::string> frames_;
   std::vector<iovec> iov_;
-  std::array<std::array<unsigned char, 4>, max_batch> headers_{};
   std::size_t pos_ = 0;
   std::size_t bytes_ = 0;
+  std::array<std::array<unsigned char, 4>, max_batch> headers_{};  // last: length_prefixed only
 };
 
 }  // namespace conch::net::detail

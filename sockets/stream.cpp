@@ -35,11 +35,12 @@ stream_conn::stream_conn(reactor& r, buffer_ring* bufs, int fd, const options& o
       out_(o.out_capacity),
       r_(&r),
       bufs_(bufs),
-      opts_(o),
       fd_(fd),
       raw_(o.frame.type == framing::kind::raw),
+      max_frame_(o.max_frame),
       dec_(o.frame, o.max_frame, r.strings()),
-      enc_(o.frame) {
+      enc_(o.frame),
+      opts_(o) {
   recv_op_.owner = this;
   recv_op_.complete = &stream_conn::on_recv;
 }
@@ -222,7 +223,7 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
 }
 
 void stream_conn::consume(std::uint16_t bid, std::size_t n) noexcept {
-  if (!read_end_ && raw_ && n >= bufs_->buffer_size() / 4 && n <= opts_.max_frame) {
+  if (!read_end_ && raw_ && n >= bufs_->buffer_size() / 4 && n <= max_frame_) {
     // A large raw chunk: hand the buffer itself to `in` (the kernel wrote
     // straight into the string) and give the ring a recycled one.
     deliver(bufs_->take(bid, n, r_->strings()));

@@ -89,24 +89,18 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   void set_status(absl::Status st) noexcept;
   void maybe_finish() noexcept;
 
+  // Layout: what every frame touches comes first, in as few cache lines as
+  // possible; addresses, mutex and status (cold) last. With 256 busy
+  // connections none of them stays in L1 between its messages: this order
+  // took the echo server from 42.5 to 37.5 L1 misses a message (callgrind
+  // cache simulation, unix 256 x 64 B); the real benchmark shows no change
+  // beyond its noise.
   reactor* r_;
   buffer_ring* bufs_;      // the ring the armed recv takes buffers from
-  options opts_;
-  address local_, peer_;   // set by start(), read-only afterwards
-
-  mutable std::mutex mu_;
   int fd_;                 // written under mu_ (loop thread / teardown)
-  absl::Status status_;    // guarded by mu_
-  bool ended_ = false;     // guarded by mu_: status_ is final
-  bool close_called_ = false;  // guarded by mu_
-  bool dead_ = false;      // guarded by mu_: torn down with its runtime
   std::atomic<bool> closing_{false};  // close() was called
-
-  // read side
   bool raw_;  // framing::raw: large chunks are handed out without a copy
-  frame_decoder dec_;
-  owned_op<stream_conn> recv_op_;
-  std::deque<std::string> pending_;
+  // read side
   bool recv_armed_ = false;
   reactor::recv_mode armed_mode_ = reactor::recv_mode::single;  // of the armed recv
   bool cancel_sent_ = false;
@@ -114,17 +108,27 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   bool pump_running_ = false;
   bool reader_done_ = false;
   bool started_ = false;
-
   // write side
-  frame_encoder enc_;
-  io_wait send_wait_;
-  msghdr msg_{};
   bool write_end_ = false;     // failed or closed: drop what is left on `out`
   bool writer_done_ = false;
   bool finished_ = false;
+  std::size_t max_frame_;  // opts_.max_frame
+  owned_op<stream_conn> recv_op_;
+  io_wait send_wait_;
+  msghdr msg_{};
+  frame_decoder dec_;
+  frame_encoder enc_;  // its length headers last
+  std::deque<std::string> pending_;
+  options opts_;
 
-  // connect
-  io_wait connect_wait_;
+  // cold
+  address local_, peer_;   // set by start(), read-only afterwards
+  mutable std::mutex mu_;
+  absl::Status status_;    // guarded by mu_
+  bool ended_ = false;     // guarded by mu_: status_ is final
+  bool close_called_ = false;  // guarded by mu_
+  bool dead_ = false;      // guarded by mu_: torn down with its runtime
+  io_wait connect_wait_;   // connect
   address connect_addr_;
 };
 
