@@ -105,6 +105,9 @@ class frame_decoder {
   frame_decoder(framing f, std::size_t max_frame, string_pool* pool = nullptr) noexcept
       : kind_(f.type), delim_(f.delimiter), max_(max_frame == 0 ? 1 : max_frame), pool_(pool) {}
 
+  /// The largest frame it accepts.
+  std::size_t max_frame() const noexcept { return max_; }
+
   /// Consumes `n` bytes; calls emit(std::string&&) for each complete frame.
   /// Returns kResourceExhausted once a frame is over max_frame (the decoder
   /// is then unusable).

@@ -37,7 +37,6 @@ stream_conn::stream_conn(reactor& r, buffer_ring* bufs, int fd, const options& o
       bufs_(bufs),
       fd_(fd),
       raw_(o.frame.type == framing::kind::raw),
-      max_frame_(o.max_frame),
       dec_(o.frame, o.max_frame, r.strings()),
       enc_(o.frame),
       opts_(o) {
@@ -223,7 +222,7 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
 }
 
 void stream_conn::consume(std::uint16_t bid, std::size_t n) noexcept {
-  if (!read_end_ && raw_ && n >= bufs_->buffer_size() / 4 && n <= max_frame_) {
+  if (!read_end_ && raw_ && n >= bufs_->buffer_size() / 4 && n <= dec_.max_frame()) {
     // A large raw chunk: hand the buffer itself to `in` (the kernel wrote
     // straight into the string) and give the ring a recycled one.
     deliver(bufs_->take(bid, n, r_->strings()));

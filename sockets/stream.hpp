@@ -112,7 +112,6 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   bool write_end_ = false;     // failed or closed: drop what is left on `out`
   bool writer_done_ = false;
   bool finished_ = false;
-  std::size_t max_frame_;  // opts_.max_frame
   owned_op<stream_conn> recv_op_;
   io_wait send_wait_;
   msghdr msg_{};
