@@ -7,7 +7,9 @@
 #   make test-tsan    RelWithDebInfo + ThreadSanitizer, run the tests
 #   make test-clang   clang-16, warnings as errors, run the tests
 #   make bench-channels   run bench/run_channels.sh
-#   make clean        remove the build directories this Makefile creates (and build-bench)
+#   make bench-sockets    the socket echo matrix (bench/run_sockets.sh), conch vs epoll vs liburing
+#   make bench-lua        run bench/run_lua.sh
+#   make clean        remove the build directories this Makefile creates (bench ones too)
 #
 # Variables: BUILD_ROOT (where the build-* directories go; default: the
 # checkout), JOBS (parallel compile and test jobs; default 2), CMAKE_ARGS
@@ -51,10 +53,10 @@ TSAN_RUN := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)"
 
 comma := ,
 
-.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels clean
+.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua clean
 
 help:
-	@sed -n '4,15p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,17p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
 
 # ---- dependencies ----
 
@@ -121,5 +123,16 @@ bench-channels: deps
 	  echo "bench-channels: bench/run_channels.sh does not exist yet" >&2; exit 1; fi
 	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) CMAKE_ARGS="$(CMAKE_ARGS)" bash $(SRC_DIR)/bench/run_channels.sh
 
+# Release build in build-bench (shared with bench-channels). SECS and RUNS
+# pass through to the script (seconds per cell, rounds of the matrix).
+BUILD_BENCH := $(BUILD_ROOT)/build-bench
+bench-sockets: deps
+	[ -f $(BUILD_BENCH)/CMakeCache.txt ] || $(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)
+	cmake --build $(BUILD_BENCH) -j$(JOBS) --target conch_bench_sock_echo conch_bench_sock_epoll_server conch_bench_sock_uring_server conch_bench_sock_loadgen
+	bash $(SRC_DIR)/bench/run_sockets.sh $(BUILD_BENCH)/bench
+
+bench-lua: deps
+	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) bash $(SRC_DIR)/bench/run_lua.sh
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_ROOT)/build-bench
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_BENCH) $(BUILD_ROOT)/build-lua-rel
