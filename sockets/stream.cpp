@@ -25,7 +25,15 @@
 namespace conch::net::detail {
 
 namespace {
-constexpr std::size_t kMaxBatchBytes = 1u << 20;  // coalesce up to 1 MiB per send
+// A send batch stops growing once it holds 64 KiB (its first frame goes
+// whole, however large). Bigger batches keep more sent-but-unread data in the
+// kernel and more received data waiting in user space, so both copies run
+// colder. Against a 1 MiB cap, in three interleaved comparisons of 4-5
+// rounds: unix 16 conns x 16 KiB x 16 in flight 1.05-1.15x the throughput
+// and 0.87-0.95x the CPU per message, tcp 16 x 16 KiB x 16 1.07-1.08x and
+// 0.91-0.94x, the other 16 KiB cells within noise. 32 KiB was worse than
+// either on unix sockets (0.80-0.82x of 64 KiB at 16 and 256 conns).
+constexpr std::size_t kMaxBatchBytes = 64u << 10;
 }  // namespace
 
 // ---- construction ----

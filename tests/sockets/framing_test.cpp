@@ -208,6 +208,57 @@ TEST_CASE("the writer adds delimiters and length prefixes", "[sockets][framing]"
   }(), {.threads = 1});
 }
 
+TEST_CASE("a burst queued on out goes out in several sends, every byte once and in order",
+          "[sockets][framing]") {
+  // More than one send batch (64 frames or 64 KiB) waits on `out` before the
+  // writer first runs: runs of tiny frames, frames around the byte cap and
+  // frames far over it, each filled with its own byte so a frame that is
+  // lost, repeated or out of place changes the wire.
+  std::vector<std::string> frames;
+  std::uint32_t rng = 12345;
+  for (int i = 0; i < 600; ++i) {
+    rng = rng * 1103515245u + 12345u;
+    std::size_t n = i % 100 < 70 ? (rng >> 16) % 40                // runs of tiny frames
+                    : i % 7 == 0 ? 60000 + (rng >> 16) % 10000     // near the 64 KiB cap
+                    : i % 11 == 0 ? 200000 + (rng >> 16) % 50000   // a batch on its own
+                                  : (rng >> 16) % 20000;
+    frames.emplace_back(n, static_cast<char>('A' + i % 53));
+  }
+  std::vector<net::framing> kinds = {net::framing::raw(), net::framing::length_prefixed()};
+  conch::run([&]() -> task<void> {
+    for (net::framing f : kinds) {
+      const bool prefixed = f.type == net::framing::kind::length_prefixed;
+      std::string wire;
+      for (const std::string& x : frames) {
+        if (prefixed) wire += be32(static_cast<std::uint32_t>(x.size()));
+        wire += x;
+      }
+      auto srv = net::listen("127.0.0.1:0", {.frame = f, .out_capacity = frames.size()});
+      REQUIRE(srv.ok());
+      net::address a = srv->local();
+      int fd = raw_connect(a);
+      REQUIRE(fd >= 0);
+      auto s = co_await srv->connections.recv();
+      REQUIRE(s.has_value());
+      for (const std::string& x : frames) CHECK(s->out.try_send(std::string(x)));  // no writer turn yet
+      s->out.close();  // flush, then EOF
+      std::size_t n = wire.size();
+      auto peer = conch::thread([fd, n] {
+        std::string got = read_some(fd, n + 1);  // everything, then EOF
+        ::close(fd);
+        return got;
+      });
+      auto got = co_await peer.recv();
+      REQUIRE(got.has_value());
+      CHECK(got->size() == wire.size());
+      CHECK(*got == wire);
+      co_await s->done().recv();
+      CHECK(s->status().ok());
+      srv->close();
+    }
+  }(), {.threads = 1});
+}
+
 TEST_CASE("a frame over max_frame ends that connection, the server keeps serving",
           "[sockets][framing][limits]") {
   conch::run([]() -> task<void> {
