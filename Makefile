@@ -127,7 +127,7 @@ bench-channels: deps
 # pass through to the script (seconds per cell, rounds of the matrix).
 BUILD_BENCH := $(BUILD_ROOT)/build-bench
 bench-sockets: deps
-	[ -f $(BUILD_BENCH)/CMakeCache.txt ] || $(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)
+	$(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)
 	cmake --build $(BUILD_BENCH) -j$(JOBS) --target conch_bench_sock_echo conch_bench_sock_epoll_server conch_bench_sock_uring_server conch_bench_sock_loadgen
 	bash $(SRC_DIR)/bench/run_sockets.sh $(BUILD_BENCH)/bench
 
