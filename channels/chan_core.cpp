@@ -1,7 +1,7 @@
 // channels/chan_core.cpp
 // The channel core: buffer ring, waiter queues, direct handoff, close.
 //
-// Invariants: see conch/chan/core.hpp. Lock order: one channel lock at a
+// Invariants: see conch/chan/detail/chan_core.hpp. Lock order: one channel lock at a
 // time here (select takes several, in address order, in select.cpp); while
 // holding it we may take a loop's remote-queue lock or a thread parker's
 // mutex to wake a waiter, never the other way round.
@@ -9,7 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "conch/chan/core.hpp"
+#include "conch/chan/detail/chan_core.hpp"
 #include "src/loop.hpp"
 
 namespace conch::detail {

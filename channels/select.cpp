@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <mutex>
 
-#include "conch/chan/core.hpp"
+#include "conch/chan/detail/chan_core.hpp"
 
 namespace conch::detail {
 

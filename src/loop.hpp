@@ -34,7 +34,7 @@
 
 #include "absl/status/status.h"
 #include "conch/core/runtime.hpp"
-#include "conch/core/spin_mutex.hpp"
+#include "conch/core/detail/spin_mutex.hpp"
 
 namespace conch::detail {
 

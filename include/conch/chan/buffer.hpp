@@ -8,7 +8,7 @@
 
 #include <cstddef>
 
-#include "conch/chan/core.hpp"
+#include "conch/chan/detail/chan_core.hpp"
 
 namespace conch {
 

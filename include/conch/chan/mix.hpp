@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "conch/chan/chan.hpp"
-#include "conch/chan/dynamic_select.hpp"
+#include "conch/chan/detail/dynamic_select.hpp"
 #include "conch/chan/go.hpp"
 
 namespace conch {

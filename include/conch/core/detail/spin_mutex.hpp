@@ -1,4 +1,4 @@
-// conch/core/spin_mutex.hpp
+// conch/core/detail/spin_mutex.hpp
 // spin_mutex: a test-and-test-and-set lock for critical sections of a few
 // dozen instructions (channel state, run queues).
 //

@@ -1,10 +1,10 @@
-// conch/chan/dynamic_select.hpp
+// conch/chan/detail/dynamic_select.hpp
 // detail::dynamic_select: a select whose cases (sends and receives, of any channel types) are chosen at run time (internal).
 //
 // The combinators need a select whose case list changes as they run: mult
 // sends one value to every tap still waiting for it, mix receives from the
 // inputs that are currently live plus a "config changed" channel. This is a
-// thin driver over the select engine of conch/chan/core.hpp (select_start /
+// thin driver over the select engine of conch/chan/detail/chan_core.hpp (select_start /
 // select_finish), so it has exactly the semantics of conch::select: random
 // choice among ready cases, exactly one case commits, the others are withdrawn
 // before the await returns.

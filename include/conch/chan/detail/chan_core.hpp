@@ -1,4 +1,4 @@
-// conch/chan/core.hpp
+// conch/chan/detail/chan_core.hpp
 // The type-erased channel core behind chan<T> (internal; not for users).
 //
 // One non-template implementation holds the hard parts (waiter queues, the
@@ -27,7 +27,7 @@
 #include <utility>
 
 #include "conch/core/runtime.hpp"
-#include "conch/core/spin_mutex.hpp"
+#include "conch/core/detail/spin_mutex.hpp"
 
 namespace conch::detail {
 

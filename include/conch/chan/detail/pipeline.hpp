@@ -1,0 +1,257 @@
+// conch/chan/detail/pipeline.hpp
+// The reader, workers and collector behind conch/chan/pipeline.hpp (internal).
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "conch/chan/buffer.hpp"
+#include "conch/chan/chan.hpp"
+#include "conch/chan/detail/ops_support.hpp"
+#include "conch/chan/go.hpp"
+#include "conch/chan/select.hpp"
+#include "conch/core/task.hpp"
+
+namespace conch::detail {
+
+/// How a transform's result X reaches a chan<U>:
+///   X converts to U         -> one value
+///   std::optional<V>        -> none or one (a filtering transform)
+///   a range of V            -> any number (like core.async's cat/mapcat)
+template <class U, class X>
+constexpr int out_kind() {
+  if constexpr (std::is_convertible_v<X, U>)
+    return 0;
+  else if constexpr (is_optional<X>::value)
+    return 1;
+  else if constexpr (std::ranges::input_range<X>)
+    return 2;
+  else
+    return -1;
+}
+
+/// What one job's transform produced, as it travels to the collector.
+template <class U, class X>
+using batch_t = std::conditional_t<out_kind<U, X>() == 2, std::vector<U>, std::optional<U>>;
+
+template <class U, class X>
+batch_t<U, X> make_batch(X&& x) {
+  constexpr int kind = out_kind<U, std::decay_t<X>>();
+  if constexpr (kind == 0) {
+    return std::optional<U>(std::in_place, std::forward<X>(x));
+  } else if constexpr (kind == 1) {
+    if (!x) return std::nullopt;
+    return std::optional<U>(std::in_place, std::move(*x));
+  } else if constexpr (std::is_same_v<std::decay_t<X>, std::vector<U>>) {
+    return std::move(x);
+  } else {
+    std::vector<U> out;
+    for (auto&& e : x) {
+      if constexpr (std::ranges::view<std::decay_t<X>>)
+        out.emplace_back(e);
+      else
+        out.emplace_back(std::move(e));
+    }
+    return out;
+  }
+}
+
+/// The value type a pipeline transform F yields for input T (a task's
+/// value type if F returns a task).
+template <class F, class T>
+struct transform_result {
+  using raw = std::decay_t<std::invoke_result_t<F&, T>>;
+  using type = raw;
+};
+template <class F, class T>
+  requires is_task<std::decay_t<std::invoke_result_t<F&, T>>>::value
+struct transform_result<F, T> {
+  using type = typename std::decay_t<std::invoke_result_t<F&, T>>::value_type;
+};
+
+template <class T, class B>
+struct pipeline_job {
+  T v;
+  chan<B> p;  // one slot: the worker puts this job's batch here
+};
+
+// Reads `from`, hands each value to a worker with a result slot, and queues
+// the slot for the collector in input order.
+template <class T, class B>
+task<void> pipeline_reader(chan<T> from, chan<pipeline_job<T, B>> jobs, chan<chan<B>> results,
+                           chan<chan<B>> spare) {
+  for (;;) {
+    std::optional<T> v = co_await from.recv();
+    if (!v) break;
+    std::optional<chan<B>> p = spare.try_recv();
+    if (!p) p.emplace(std::size_t{1});
+    // Built before the co_await: GCC 12 destroys a braced aggregate temporary
+    // inside a co_await expression twice (see the design note).
+    pipeline_job<T, B> job{std::move(*v), *p};
+    if (!co_await jobs.send(std::move(job))) break;
+    if (!co_await results.send(std::move(*p))) break;  // the collector stopped: to is closed
+  }
+  // Every slot is queued before the close, so the collector sees them all.
+  jobs.close();
+  results.close();
+}
+
+// Runs the transform on the worker's loop thread (pipeline).
+template <class U, class B, class F, class T>
+task<void> pipeline_worker(std::shared_ptr<F> f, chan<pipeline_job<T, B>> jobs) {
+  using X = typename transform_result<F, T>::type;
+  for (;;) {
+    std::optional<pipeline_job<T, B>> j = co_await jobs.recv();
+    if (!j) co_return;
+    B b{};
+    try {
+      if constexpr (is_task<std::decay_t<std::invoke_result_t<F&, T>>>::value) {
+        X x = co_await (*f)(std::move(j->v));
+        b = make_batch<U>(std::move(x));
+      } else {
+        b = make_batch<U>((*f)(std::move(j->v)));
+      }
+    } catch (...) {
+      report_exception(std::current_exception());  // no output for this value
+    }
+    j->p.try_send(std::move(b));  // the slot is empty and has room: never refused
+  }
+}
+
+// Runs the transform on the blocking pool, one job at a time (pipeline_blocking).
+template <class U, class B, class F, class T>
+task<void> pipeline_blocking_worker(std::shared_ptr<F> f, chan<pipeline_job<T, B>> jobs) {
+  for (;;) {
+    std::optional<pipeline_job<T, B>> j = co_await jobs.recv();
+    if (!j) co_return;
+    // Built before the co_await (GCC 12, LANDSCAPE.md §3.8); owns what it uses.
+    auto work = [f, v = std::move(j->v)]() mutable { return make_batch<U>((*f)(std::move(v))); };
+    chan<B> done = conch::thread(std::move(work));
+    std::optional<B> b = co_await done.recv();  // nullopt: f threw (already reported)
+    j->p.try_send(b ? std::move(*b) : B{});
+  }
+}
+
+// Delivers each job's batch to `to`, in input order.
+template <class U, class B>
+task<void> pipeline_collector(chan<chan<B>> results, chan<chan<B>> spare, chan<U> to, bool close) {
+  for (;;) {
+    std::optional<chan<B>> p = co_await results.recv();
+    if (!p) break;
+    std::optional<B> b = co_await p->recv();
+    bool open = true;
+    if (b) {
+      if constexpr (is_optional<B>::value) {
+        if (*b) open = co_await to.send(std::move(**b));
+      } else {
+        for (U& u : *b) {
+          open = co_await to.send(std::move(u));
+          if (!open) break;
+        }
+      }
+    }
+    if (!open) {  // to is closed: stop; the reader sees results closed and stops
+      results.close();
+      co_return;
+    }
+    spare.try_send(std::move(*p));  // recycle the slot
+  }
+  if (close) to.close();
+}
+
+template <bool Blocking, class U, class F, class T>
+chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool close) {
+  using X = typename transform_result<F, T>::type;
+  static_assert(out_kind<U, X>() >= 0,
+                "pipeline: f(T) must return a U, a std::optional<U>, a range of U, or (pipeline "
+                "only) a conch::task of one of these");
+  using B = batch_t<U, X>;
+  CONCH_CHECK(n > 0, "pipeline needs at least one worker");
+  chan<pipeline_job<T, B>> jobs(n);
+  chan<chan<B>> results(n);
+  chan<chan<B>> spare(n + 2);  // at most n + 2 slots are ever alive
+  auto fp = std::make_shared<F>(std::move(f));
+  for (std::size_t i = 0; i < n; ++i) {
+    if constexpr (Blocking)
+      go(pipeline_blocking_worker<U, B, F, T>(fp, jobs));
+    else
+      go(pipeline_worker<U, B, F, T>(fp, jobs));
+  }
+  go(pipeline_reader<T, B>(std::move(from), jobs, results, spare));
+  return go(pipeline_collector<U, B>(std::move(results), std::move(spare), std::move(to), close));
+}
+
+template <class T, class U>
+struct async_job {
+  T v;
+  chan<U> res;
+};
+
+template <class T, class U>
+task<void> async_reader(chan<T> from, chan<async_job<T, U>> jobs, chan<chan<U>> results) {
+  for (;;) {
+    std::optional<T> v = co_await from.recv();
+    if (!v) break;
+    chan<U> res(1);
+    async_job<T, U> job{std::move(*v), res};  // not inside the co_await (GCC 12)
+    if (!co_await jobs.send(std::move(job))) break;
+    if (!co_await results.send(res)) {  // the collector stopped: to is closed
+      res.close();                      // so af's sends fail rather than park
+      break;
+    }
+  }
+  jobs.close();
+  results.close();
+}
+
+template <class T, class U, class F>
+task<void> async_worker(std::shared_ptr<F> af, chan<async_job<T, U>> jobs) {
+  for (;;) {
+    std::optional<async_job<T, U>> j = co_await jobs.recv();
+    if (!j) co_return;
+    try {
+      if constexpr (is_task<std::decay_t<std::invoke_result_t<F&, T, chan<U>>>>::value) {
+        co_await (*af)(std::move(j->v), j->res);
+        j->res.close();
+      } else {
+        (*af)(std::move(j->v), j->res);  // af closes res when its operation is done
+      }
+    } catch (...) {
+      report_exception(std::current_exception());
+      j->res.close();
+    }
+  }
+}
+
+template <class U>
+task<void> async_collector(chan<chan<U>> results, chan<U> to, bool close) {
+  for (;;) {
+    std::optional<chan<U>> res = co_await results.recv();
+    if (!res) break;
+    bool open = true;
+    for (;;) {
+      std::optional<U> v = co_await res->recv();
+      if (!v) break;
+      open = co_await to.send(std::move(*v));
+      if (!open) break;
+    }
+    if (!open) {
+      // to is closed: stop, and close every pending result channel so that
+      // no af is left parked on a send nobody will take.
+      res->close();
+      results.close();
+      while (std::optional<chan<U>> r = results.try_recv()) r->close();
+      co_return;
+    }
+  }
+  if (close) to.close();
+}
+
+}  // namespace conch::detail
