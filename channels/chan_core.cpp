@@ -10,7 +10,6 @@
 #include <mutex>
 
 #include "conch/chan/detail/chan_core.hpp"
-#include "src/loop.hpp"
 
 namespace conch::detail {
 

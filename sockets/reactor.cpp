@@ -1,5 +1,5 @@
 // sockets/reactor.cpp
-// The per-loop reactor: hand-made provided-buffer rings, the endpoint registry, start_on/post.
+// The per-loop reactor: hand-made provided-buffer rings, the endpoint registry, post.
 //
 // Invariants: see reactor.hpp. Lock order: none here (loop thread only).
 #include "sockets/reactor.hpp"
@@ -35,7 +35,7 @@ constexpr std::uint16_t kStreamGroup = 0x4e31;  // first bgid; the next rings co
 // then ends with -ENOBUFS and is re-armed (the datagrams wait in the socket).
 constexpr unsigned kDatagramBufs = 16;
 constexpr std::uint16_t kDatagramGroup = 0x4e30;  // below the stream groups
-const char kReactorKey = 0;                      // the loop::find_ext key
+const char kReactorKey = 0;                      // the loop extension key (src/io.hpp)
 }  // namespace
 
 // ---- buffer_ring ----
@@ -79,7 +79,7 @@ buffer_ring::~buffer_ring() {
 
 // ---- reactor ----
 
-reactor::reactor(loop* l) : home_(l) {
+reactor::reactor(loop* l) : home_(l), ring_(conch::detail::ring_of(l)) {
   head_.prev_ = head_.next_ = &head_;
   // CONCH_NET_RECV=single|bundle caps the receive mode (tests run the socket
   // suite in each mode; also a way around a kernel that misbehaves).
@@ -90,8 +90,9 @@ reactor::reactor(loop* l) : home_(l) {
 }
 
 reactor& reactor::of(loop* l) {
-  if (auto* e = l->find_ext(&kReactorKey)) return *static_cast<reactor*>(e);
-  return *static_cast<reactor*>(l->add_ext(&kReactorKey, std::unique_ptr<reactor>(new reactor(l))));
+  if (auto* e = conch::detail::find_extension(l, &kReactorKey)) return *static_cast<reactor*>(e);
+  return *static_cast<reactor*>(
+      conch::detail::add_extension(l, &kReactorKey, std::unique_ptr<reactor>(new reactor(l))));
 }
 
 reactor::~reactor() {
@@ -171,14 +172,6 @@ absl::StatusOr<loop*> calling_loop(const char* fn) {
     return absl::FailedPreconditionError(std::string("conch::net::") + fn +
                                          "() must be called on a runtime thread (in block_on or a go block)");
   return l;
-}
-
-void start_on(loop* l, conch::detail::root r) noexcept {
-  l->register_root(&r.h.promise());
-  if (conch::detail::current_loop() == l)
-    l->push_ready(r.h);
-  else
-    l->push_remote(r.h);
 }
 
 namespace {

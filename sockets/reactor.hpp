@@ -3,7 +3,7 @@
 //
 // Invariants:
 //  - One reactor per loop, created on the loop thread at first use and owned
-//    by the loop (loop::extension); ~loop destroys it after the ring is
+//    by the loop (a loop_extension, src/io.hpp); ~loop destroys it after the ring is
 //    closed, so the buffer memory outlives every operation that could use it.
 //  - Every open endpoint is on its home reactor's registry, which holds a
 //    strong reference (endpoint::self_), until the endpoint has no operation
@@ -27,13 +27,14 @@
 #include "conch/chan/chan.hpp"
 #include "conch/core/runtime.hpp"
 #include "sockets/frame_codec.hpp"
-#include "src/loop.hpp"
+#include "src/io.hpp"
 
 namespace conch::net::detail {
 
 using conch::detail::io_op;
 using conch::detail::loop;
 using conch::detail::root;
+using conch::detail::start_on;
 
 /// A provided-buffer ring registered on one loop's io_uring, set up by hand
 /// (liburing 2.3 has no io_uring_setup_buf_ring). The kernel picks a buffer
@@ -111,15 +112,15 @@ class endpoint {
 };
 
 /// Per-loop sockets state.
-class reactor final : public loop::extension {
+class reactor final : public conch::detail::loop_extension {
  public:
   /// The reactor of `l`, created on first use. Loop thread only.
   static reactor& of(loop* l);
   ~reactor() override;
 
   loop* home() const noexcept { return home_; }
-  io_uring* ring() const noexcept { return home_->ring(); }
-  io_uring_sqe* sqe() const noexcept { return home_->get_sqe(); }
+  io_uring* ring() const noexcept { return ring_; }
+  io_uring_sqe* sqe() const noexcept { return conch::detail::get_sqe(home_); }
 
   /// The stream receive buffers (created on first use): the newest ring.
   absl::StatusOr<buffer_ring*> stream_buffers();
@@ -174,6 +175,7 @@ class reactor final : public loop::extension {
     void teardown() noexcept override {}
   };
   loop* home_;
+  io_uring* ring_;  // home_'s, fixed for its lifetime (src/io.hpp ring_of)
   std::vector<std::unique_ptr<buffer_ring>> stream_rings_;
   std::unique_ptr<buffer_ring> datagram_ring_;
   unsigned enobufs_ = 0;  // since the newest ring was created
@@ -188,10 +190,9 @@ class reactor final : public loop::extension {
 /// called on a runtime thread: kFailedPrecondition naming `fn` elsewhere.
 absl::StatusOr<loop*> calling_loop(const char* fn);
 
-/// Starts the detached coroutine `r` on loop `l`: it runs on that thread,
-/// never stolen by another loop (socket coroutines must stay home). Any
-/// thread; the runtime destroys it if it is still parked at teardown.
-void start_on(loop* l, conch::detail::root r) noexcept;
+// start_on(l, r) (src/io.hpp) starts a detached coroutine pinned to loop
+// `l`: socket coroutines must stay home.
+
 /// Runs `fn` on loop `l`'s thread soon (inline order: after what is ready).
 void post(loop* l, absl::AnyInvocable<void() &&> fn) noexcept;
 

@@ -63,7 +63,7 @@ void listener::serve_with(std::shared_ptr<const serve_fn> h) {
 }
 
 void listener::spread(int fd) noexcept {
-  const std::vector<loop*>& loops = r_->home()->rt()->loops;
+  const std::span<loop* const> loops = conch::detail::loops_of(r_->home());
   loop* t = loops[next_loop_++ % loops.size()];
   if (t == r_->home()) {
     start_served(t, fd, opts_, spread_);

@@ -1,6 +1,7 @@
 // src/loop.cpp
-// The event loop: ready queue, remote queue + eventfd wakeups, go-block
-// stealing, the timer heap, and io_uring completion dispatch.
+// The event loop: its turn, the ring and completion dispatch, the remote queue
+// with eventfd wakeups, sleeping; the src/io.hpp door. Go blocks (spawn queue,
+// stealing, root frames) are in spawn.cpp, the timer heap in timers.cpp.
 //
 // Invariants: see loop.hpp. The one subtle protocol is sleeping:
 //   loop:   lock remote_mu_; if remote_ empty { sleeping_ = true }; unlock;
@@ -8,10 +9,10 @@
 //   pusher: lock remote_mu_; push; if sleeping_ { sleeping_ = false; wake }.
 // Both sides decide under remote_mu_, so a push either lands before the loop
 // looks (and it does not sleep) or sees sleeping_ (and writes the eventfd).
+// Lock order: remote_mu_ is a leaf (a channel lock may be held around it).
 #include "src/loop.hpp"
 
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,23 +24,17 @@ namespace conch::detail {
 
 namespace {
 constexpr unsigned kRingEntries = 256;
-// Completion queue: 16 x the submission queue. Multishot receives post many
-// CQEs per submission, and the kernel ends a multishot whose CQE finds the
-// CQ full (at 256 busy sockets half of all receives ended that way with the
-// default 2 x 256 entries, each then re-armed). 4096 x 16 B = 64 KiB.
+// CQ 16 x the SQ (4096 x 16 B = 64 KiB): the kernel ends a multishot receive
+// whose CQE finds the CQ full; bench/NOTES.md "completion queue size".
 constexpr unsigned kCqEntries = 4096;
-constexpr std::size_t kSpawnBatch = 64;        // go blocks taken per turn
-constexpr std::size_t kMaxQueuedSpawns = 1024; // past this go() runs some inline
-// An idle loop watches for work this long before it sleeps: waking a
-// sleeping loop costs an eventfd write or a kernel wake-up, ~40 us on this
-// kind of VM, and work often arrives within microseconds (Go's spinning Ms).
-// This holds for a one-loop runtime too: a socket server whose loop slept
-// between requests paid a wake-up per request (unix 16 x 64 B echo: 3,100
-// sleeps/s and 0.8x an epoll server; watching first: ~120 sleeps/s, 1.0x).
+// An idle loop watches for work this long before it sleeps (Go's spinning
+// Ms): a wake-up costs far more than that, and work often arrives within
+// microseconds, for one-loop runtimes too; bench/NOTES.md "idle spin".
 constexpr std::int64_t kSpinNs = 50'000;
 constexpr std::size_t kReadyBudget = 256;  // resumptions per turn
-constexpr unsigned kCqeBudget = 1024;      // completions dispatched per turn
-thread_local bool tl_inline_spawns = false;
+// Completions per turn: a smaller batch re-enters the kernel more often per
+// message; bench/NOTES.md "completion budget".
+constexpr unsigned kCqeBudget = 1024;
 
 // Valgrind runs one thread at a time and treats io_uring_enter as a call that
 // does not block, so a loop waiting in it would starve every other thread
@@ -53,12 +48,6 @@ bool under_valgrind() noexcept {
   return yes;
 }
 }  // namespace
-
-std::int64_t now_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 // ---- handle_queue ----
 
@@ -305,175 +294,6 @@ void loop::reap_completions() noexcept {
   }
 }
 
-// ---- go blocks ----
-
-void loop::push_spawn(std::coroutine_handle<> h) noexcept {
-  std::size_t queued;
-  {
-    std::lock_guard lk(spawn_mu_);
-    spawns_.push(h);
-    queued = spawns_.size();
-    spawn_count_.store(queued, std::memory_order_relaxed);
-  }
-  if (queued > 1 && rt_->sleepers.load(std::memory_order_relaxed) > 0) rt_->wake_idle(this);
-  // Bounded memory: a loop spawning faster than it runs would pile up frames
-  // (a million go blocks would be a million frames). Past the cap, run the
-  // oldest queued go blocks here, until they park or finish, as Go's
-  // scheduler preempts a spawning goroutine. Never nested.
-  if (queued > kMaxQueuedSpawns && !tl_inline_spawns && tl_loop == this) {
-    tl_inline_spawns = true;
-    for (;;) {
-      void* a;
-      {
-        std::lock_guard lk(spawn_mu_);
-        if (spawns_.size() <= kMaxQueuedSpawns / 2) break;
-        a = spawns_.pop().address();
-        spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
-      }
-      resume_chain(std::coroutine_handle<>::from_address(a));
-    }
-    tl_inline_spawns = false;
-  }
-}
-
-// Moves up to kSpawnBatch unstarted go blocks, oldest first, from this
-// loop's spawns_ to `into`'s ready queue (the caller is `into`'s thread):
-// half of them, or all when `all` (nobody else could take them).
-bool loop::move_spawns(loop& into, bool all) noexcept {
-  void* batch[kSpawnBatch];
-  std::size_t k = 0;
-  {
-    std::lock_guard lk(spawn_mu_);
-    std::size_t want = std::min(kSpawnBatch, all ? spawns_.size() : (spawns_.size() + 1) / 2);
-    while (k < want) batch[k++] = spawns_.pop().address();
-    spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
-  }
-  for (std::size_t i = 0; i < k; ++i) into.ready_.push(std::coroutine_handle<>::from_address(batch[i]));
-  return k != 0;
-}
-
-// The owner takes what it queued whenever it gets a turn: go blocks start
-// where they were spawned, and only those left waiting while the owner is busy
-// running something else go to idle loops ("idle threads take work"). Leaving
-// half for thieves made chatty go blocks (4 producers and 4 consumers of one
-// channel) split across CPUs, where every channel operation moves a cache
-// line between them: 4-5x slower than on one loop.
-bool loop::take_spawns() noexcept { return move_spawns(*this, true); }
-
-bool loop::steal_into(loop& thief) noexcept { return move_spawns(thief, false); }
-
-// ---- live root frames ----
-
-void loop::register_root(root_link* r) noexcept {
-  std::lock_guard lk(live_mu_);
-  r->owner = this;
-  r->next = live_head_.next;
-  r->prev = &live_head_;
-  live_head_.next->prev = r;
-  live_head_.next = r;
-}
-
-void loop::unregister_root(root_link* r) noexcept {
-  std::lock_guard lk(live_mu_);
-  r->prev->next = r->next;
-  r->next->prev = r->prev;
-  r->owner = nullptr;
-}
-
-void loop::destroy_all() noexcept {
-  // Timers first: heap-owned nodes (timeouts) are dropped; frame-owned ones
-  // (sleeps) are disarmed so their awaiters do not touch the heap.
-  std::vector<timer_node*> timers;
-  timers.swap(timers_);
-  for (timer_node* t : timers) {
-    t->heap_index = static_cast<std::size_t>(-1);
-    if (t->drop != nullptr) t->drop(t);
-  }
-  for (;;) {
-    root_link* r;
-    {
-      std::lock_guard lk(live_mu_);
-      if (live_head_.next == &live_head_) break;
-      r = live_head_.next;
-    }
-    // Destroying the frame runs ~root_promise, which unlinks it.
-    std::coroutine_handle<root_promise>::from_promise(*static_cast<root_promise*>(r)).destroy();
-  }
-  ready_.clear();
-  std::lock_guard lk(remote_mu_);
-  remote_.clear();
-  std::lock_guard lk2(spawn_mu_);
-  spawns_.clear();
-  spawn_count_.store(0, std::memory_order_relaxed);
-}
-
-// ---- timers: a binary min-heap on (deadline, seq) ----
-
-namespace {
-inline bool earlier(const timer_node* a, const timer_node* b) noexcept {
-  return a->deadline_ns != b->deadline_ns ? a->deadline_ns < b->deadline_ns : a->seq < b->seq;
-}
-}  // namespace
-
-void loop::heap_up(std::size_t i) noexcept {
-  timer_node* t = timers_[i];
-  while (i > 0) {
-    std::size_t p = (i - 1) / 2;
-    if (!earlier(t, timers_[p])) break;
-    timers_[i] = timers_[p];
-    timers_[i]->heap_index = i;
-    i = p;
-  }
-  timers_[i] = t;
-  t->heap_index = i;
-}
-
-void loop::heap_down(std::size_t i) noexcept {
-  timer_node* t = timers_[i];
-  const std::size_t n = timers_.size();
-  for (;;) {
-    std::size_t c = 2 * i + 1;
-    if (c >= n) break;
-    if (c + 1 < n && earlier(timers_[c + 1], timers_[c])) ++c;
-    if (!earlier(timers_[c], t)) break;
-    timers_[i] = timers_[c];
-    timers_[i]->heap_index = i;
-    i = c;
-  }
-  timers_[i] = t;
-  t->heap_index = i;
-}
-
-void loop::heap_remove(std::size_t i) noexcept {
-  timer_node* gone = timers_[i];
-  timer_node* last = timers_.back();
-  timers_.pop_back();
-  gone->heap_index = static_cast<std::size_t>(-1);
-  if (gone == last) return;
-  timers_[i] = last;
-  last->heap_index = i;
-  heap_down(i);
-  heap_up(last->heap_index);
-}
-
-void loop::timer_add(timer_node* t) noexcept {
-  t->seq = timer_seq_++;
-  timers_.push_back(t);
-  heap_up(timers_.size() - 1);
-}
-
-void loop::timer_cancel(timer_node* t) noexcept {
-  if (t->armed()) heap_remove(t->heap_index);
-}
-
-void loop::fire_timers(std::int64_t now) noexcept {
-  while (!timers_.empty() && timers_[0]->deadline_ns <= now) {
-    timer_node* t = timers_[0];
-    heap_remove(0);
-    t->fire(t);
-  }
-}
-
 // ---- free functions of runtime.hpp ----
 
 void schedule(loop* home, std::coroutine_handle<> h) noexcept {
@@ -483,50 +303,16 @@ void schedule(loop* home, std::coroutine_handle<> h) noexcept {
     home->push_remote(h);
 }
 
-void spawn_here(root r) noexcept {
-  loop* l = tl_loop;
-  CONCH_CHECK(l != nullptr,
-              "go() called outside a runtime thread; start the first task with "
-              "runtime::block_on or conch::run");
-  l->register_root(&r.h.promise());
-  l->push_spawn(r.h);
+// ---- src/io.hpp: the door for the layers that drive the ring ----
+
+io_uring* ring_of(loop* l) noexcept { return l->ring(); }
+io_uring_sqe* get_sqe(loop* l) noexcept { return l->get_sqe(); }
+
+loop_extension* find_extension(loop* l, const void* key) noexcept { return l->find_ext(key); }
+loop_extension* add_extension(loop* l, const void* key, std::unique_ptr<loop_extension> e) {
+  return l->add_ext(key, std::move(e));
 }
 
-void spawn_on_runtime(runtime_impl* rt, root r) noexcept {
-  loop* l = rt->loops[0];
-  l->register_root(&r.h.promise());
-  l->push_remote(r.h);
-}
-
-root_promise::~root_promise() {
-  if (owner != nullptr) owner->unregister_root(this);
-}
-
-void timer_add(loop* l, timer_node* t) noexcept { l->timer_add(t); }
-void timer_cancel(loop* l, timer_node* t) noexcept { l->timer_cancel(t); }
-
-sleep_awaiter::sleep_awaiter(std::chrono::nanoseconds d) noexcept {
-  deadline_ns = now_ns() + d.count();
-  fire = [](timer_node* n) noexcept {
-    auto* self = static_cast<sleep_awaiter*>(n);
-    self->home->push_ready(self->h);
-  };
-}
-
-sleep_awaiter::~sleep_awaiter() {
-  if (armed()) home->timer_cancel(this);
-}
-
-bool sleep_awaiter::await_suspend(std::coroutine_handle<> awaiting) noexcept {
-  home = tl_loop;
-  CONCH_CHECK(home != nullptr, "conch::sleep awaited outside a runtime thread");
-  h = awaiting;
-  if (deadline_ns <= now_ns()) {
-    home->push_ready(awaiting);  // a yield: run the others first
-  } else {
-    home->timer_add(this);
-  }
-  return true;
-}
+std::span<loop* const> loops_of(loop* l) noexcept { return l->rt()->loops; }
 
 }  // namespace conch::detail

@@ -1,5 +1,8 @@
 // src/loop.hpp
-// loop: one event loop thread over its own io_uring ring (private to conch).
+// loop: one event loop thread over its own io_uring ring (private to conch::core).
+//
+// Only src/ includes this header; the layers that drive the ring see the
+// narrow part of a loop through src/io.hpp.
 //
 // Invariants:
 //  - ready_, timers_ and the ring belong to the loop thread alone.
@@ -35,16 +38,9 @@
 #include "absl/status/status.h"
 #include "conch/core/runtime.hpp"
 #include "conch/core/detail/spin_mutex.hpp"
+#include "src/io.hpp"
 
 namespace conch::detail {
-
-/// A submitted io_uring operation: user_data points at it, and `complete`
-/// runs on the loop thread for each of its completions. An SQE whose
-/// completion needs no handling (a cancel, a linked timeout) has user_data 0:
-/// the loop skips those completions.
-struct io_op {
-  void (*complete)(io_op* self, int res, std::uint32_t flags) noexcept = nullptr;
-};
 
 /// FIFO of coroutine handles, grows by doubling, never shrinks (so the steady
 /// state allocates nothing).
@@ -79,8 +75,9 @@ class loop {
   loop(const loop&) = delete;
   loop& operator=(const loop&) = delete;
 
-  /// The loop thread's body: sets up the ring, reports the status through
-  /// `ready`, then runs until stop() is requested.
+  /// The loop thread's body: sets up the ring, stores the outcome in
+  /// `*status` and counts itself in `*started` (then notifies it), then runs
+  /// until request_stop().
   void thread_main(std::atomic<int>* started, absl::Status* status);
   void request_stop() noexcept;
 
@@ -104,7 +101,7 @@ class loop {
   void timer_add(timer_node* t) noexcept;
   void timer_cancel(timer_node* t) noexcept;
 
-  // ---- io_uring (loop thread; for the sockets layer) ----
+  // ---- io_uring (loop thread; higher layers go through src/io.hpp) ----
   io_uring* ring() noexcept { return &ring_; }
   /// Completions are posted, or the kernel has work for us to run (deferred
   /// task work, an overflowed CQ): reap_completions would find something.
@@ -115,21 +112,15 @@ class loop {
   /// An SQE, submitting queued ones first if the submission queue is full.
   io_uring_sqe* get_sqe() noexcept;
 
-  // ---- per-loop state of higher layers (loop thread) ----
-  /// Base of an object a higher layer hangs on this loop (the sockets
-  /// reactor: buffer rings, registry of live sockets). Destroyed by ~loop,
-  /// after every frame is gone and after io_uring_queue_exit.
-  struct extension {
-    virtual ~extension() = default;
-  };
-  /// The extension registered under `key` (any unique address), or null.
-  extension* find_ext(const void* key) const noexcept {
+  // ---- per-loop state of higher layers (loop thread; src/io.hpp) ----
+  /// The extension registered under `key`, or null.
+  loop_extension* find_ext(const void* key) const noexcept {
     for (const auto& e : exts_)
       if (e.first == key) return e.second.get();
     return nullptr;
   }
   /// Registers `e` under `key`; the loop owns it from now on.
-  extension* add_ext(const void* key, std::unique_ptr<extension> e) {
+  loop_extension* add_ext(const void* key, std::unique_ptr<loop_extension> e) {
     exts_.emplace_back(key, std::move(e));
     return exts_.back().second.get();
   }
@@ -164,7 +155,7 @@ class loop {
   std::uint64_t timer_seq_ = 0;
   std::uint64_t event_buf_ = 0;
   io_op event_op_;
-  std::vector<std::pair<const void*, std::unique_ptr<extension>>> exts_;
+  std::vector<std::pair<const void*, std::unique_ptr<loop_extension>>> exts_;
 
   // remote queue
   std::mutex remote_mu_;

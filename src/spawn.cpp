@@ -1,0 +1,159 @@
+// src/spawn.cpp
+// Go blocks on a loop: the queue of unstarted ones, the owner's take, idle
+// loops' stealing, inline relief for a runaway spawner, and the list of live
+// root frames (what teardown destroys).
+//
+// Invariants: see loop.hpp (spawns_ under spawn_mu_, live_ under live_mu_).
+// Lock order: spawn_mu_ and live_mu_ are leaves; no lock is held while a
+// frame runs (push_spawn releases spawn_mu_ before each inline resume).
+#include <algorithm>
+
+#include "src/loop.hpp"
+
+namespace conch::detail {
+
+namespace {
+constexpr std::size_t kSpawnBatch = 64;         // go blocks taken per turn
+constexpr std::size_t kMaxQueuedSpawns = 1024;  // past this go() runs some inline
+thread_local bool tl_inline_spawns = false;
+}  // namespace
+
+// ---- go blocks ----
+
+// Takes and releases spawn_mu_ (and again per inline resume, never held while
+// a frame runs).
+void loop::push_spawn(std::coroutine_handle<> h) noexcept {
+  std::size_t queued;
+  {
+    std::lock_guard lk(spawn_mu_);
+    spawns_.push(h);
+    queued = spawns_.size();
+    spawn_count_.store(queued, std::memory_order_relaxed);
+  }
+  if (queued > 1 && rt_->sleepers.load(std::memory_order_relaxed) > 0) rt_->wake_idle(this);
+  // Bounded memory: a loop spawning faster than it runs would pile up frames
+  // (a million go blocks would be a million frames). Past the cap, run the
+  // oldest queued go blocks here, until they park or finish, as Go's
+  // scheduler preempts a spawning goroutine. Never nested.
+  if (queued > kMaxQueuedSpawns && !tl_inline_spawns && tl_loop == this) {
+    tl_inline_spawns = true;
+    for (;;) {
+      void* a;
+      {
+        std::lock_guard lk(spawn_mu_);
+        if (spawns_.size() <= kMaxQueuedSpawns / 2) break;
+        a = spawns_.pop().address();
+        spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
+      }
+      resume_chain(std::coroutine_handle<>::from_address(a));
+    }
+    tl_inline_spawns = false;
+  }
+}
+
+// Moves up to kSpawnBatch unstarted go blocks, oldest first, from this
+// loop's spawns_ to `into`'s ready queue (the caller is `into`'s thread):
+// half of them, or all when `all` (nobody else could take them). Takes and
+// releases spawn_mu_; `into`'s queue is filled after.
+bool loop::move_spawns(loop& into, bool all) noexcept {
+  void* batch[kSpawnBatch];
+  std::size_t k = 0;
+  {
+    std::lock_guard lk(spawn_mu_);
+    std::size_t want = std::min(kSpawnBatch, all ? spawns_.size() : (spawns_.size() + 1) / 2);
+    while (k < want) batch[k++] = spawns_.pop().address();
+    spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
+  }
+  for (std::size_t i = 0; i < k; ++i) into.ready_.push(std::coroutine_handle<>::from_address(batch[i]));
+  return k != 0;
+}
+
+// The owner takes what it queued whenever it gets a turn: go blocks start
+// where they were spawned, and only those left waiting while the owner is busy
+// go to idle loops ("idle threads take work"). Leaving half for thieves split
+// chatty go blocks across CPUs, every channel operation moving a cache line;
+// bench/NOTES.md "owner takes its spawns".
+bool loop::take_spawns() noexcept { return move_spawns(*this, true); }
+
+bool loop::steal_into(loop& thief) noexcept { return move_spawns(thief, false); }
+
+// ---- live root frames ----
+
+// Takes and releases live_mu_ (so does unregister_root).
+void loop::register_root(root_link* r) noexcept {
+  std::lock_guard lk(live_mu_);
+  r->owner = this;
+  r->next = live_head_.next;
+  r->prev = &live_head_;
+  live_head_.next->prev = r;
+  live_head_.next = r;
+}
+
+void loop::unregister_root(root_link* r) noexcept {
+  std::lock_guard lk(live_mu_);
+  r->prev->next = r->next;
+  r->next->prev = r->prev;
+  r->owner = nullptr;
+}
+
+// Teardown: takes live_mu_ per frame (released before destroying it), then
+// remote_mu_ and spawn_mu_.
+void loop::destroy_all() noexcept {
+  // Timers first: heap-owned nodes (timeouts) are dropped; frame-owned ones
+  // (sleeps) are disarmed so their awaiters do not touch the heap.
+  std::vector<timer_node*> timers;
+  timers.swap(timers_);
+  for (timer_node* t : timers) {
+    t->heap_index = static_cast<std::size_t>(-1);
+    if (t->drop != nullptr) t->drop(t);
+  }
+  for (;;) {
+    root_link* r;
+    {
+      std::lock_guard lk(live_mu_);
+      if (live_head_.next == &live_head_) break;
+      r = live_head_.next;
+    }
+    // Destroying the frame runs ~root_promise, which unlinks it.
+    std::coroutine_handle<root_promise>::from_promise(*static_cast<root_promise*>(r)).destroy();
+  }
+  ready_.clear();
+  std::lock_guard lk(remote_mu_);
+  remote_.clear();
+  std::lock_guard lk2(spawn_mu_);
+  spawns_.clear();
+  spawn_count_.store(0, std::memory_order_relaxed);
+}
+
+// ---- starting root frames ----
+
+void spawn_here(root r) noexcept {
+  loop* l = tl_loop;
+  CONCH_CHECK(l != nullptr,
+              "go() called outside a runtime thread; start the first task with "
+              "runtime::block_on or conch::run");
+  l->register_root(&r.h.promise());
+  l->push_spawn(r.h);
+}
+
+void spawn_on_runtime(runtime_impl* rt, root r) noexcept {
+  loop* l = rt->loops[0];
+  l->register_root(&r.h.promise());
+  l->push_remote(r.h);
+}
+
+// src/io.hpp. Pinned: it goes on l's ready or remote queue, never spawns_,
+// so no other loop can steal it.
+void start_on(loop* l, root r) noexcept {
+  l->register_root(&r.h.promise());
+  if (tl_loop == l)
+    l->push_ready(r.h);
+  else
+    l->push_remote(r.h);
+}
+
+root_promise::~root_promise() {
+  if (owner != nullptr) owner->unregister_root(this);
+}
+
+}  // namespace conch::detail
