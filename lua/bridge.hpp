@@ -1,443 +1,154 @@
 // lua/bridge.hpp
-// The Lua bridge's internals: hosts, go-block tasks, parked requests, value conversion.
+// The Lua bridge's shared glue: what every library file of the `conch` module uses.
 //
-// See lua/README.md for the model. In short: a `host` is the conch side of
-// one Lua state. Whoever holds the host's *baton* may run that state's Lua:
-// either the outside thread (the plain thread that called into Lua: the stock
-// interpreter's main thread, or the caller of conch::lua::state) or the home
-// loop thread (which runs the go blocks). A go block is a Lua thread driven
-// by a small C++ coroutine (its driver) pinned to the home loop. A channel
-// operation that must wait parks an ordinary channel waiter whose resumer is
-// the driver, then yields a tagged request; when the channel wakes the
-// driver, it resumes the Lua thread, whose continuation pushes the outcome.
+// Every lua/*.cpp includes this one header. It pulls in lua/convert.hpp
+// (elements, channel userdata, conversion) and lua/host.hpp (requests, go
+// blocks, the host), then declares the glue the library files share and the
+// entry point of each of them, as Lua's own libraries (lcorolib.c,
+// lstrlib.c, linit.c) each export one opener:
+//   chanlib.cpp   channel methods + conch.chan/promise/timeout
+//   selectlib.cpp conch.select
+//   golib.cpp     conch.go/sleep/run/tasks/on_error/now
+//   corolib.cpp   the park-aware coroutine.resume/wrap
+//   netlib.cpp    conch.listen/connect/udp/resolve/interfaces
+//   netobj.cpp    the socket, server and UDP objects
+//   init.cpp      open_module / open_standalone
+//
+// Every Lua C function of the module has the host as upvalue 1 (host_of).
+// All of them are longjmp-safe (the stock lua5.4 is C: a Lua error is a
+// longjmp that skips C++ destructors): they check their arguments first
+// (luaL_check* may raise), keep every C++ object in heap storage (a request,
+// a userdata) or inside a noexcept helper that calls no raising Lua API, and
+// raise only after cleaning up. Values being pushed live in a request, never
+// in a local.
 #pragma once
 
 #include <lua.hpp>
 
-#include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <coroutine>
-#include <cstddef>
 #include <cstdint>
-#include <exception>
-#include <functional>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <string_view>
-#include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "conch/chan/chan.hpp"
-#include "conch/chan/select.hpp"
+#include "absl/status/status.h"
 #include "conch/core/runtime.hpp"
-#include "conch/lua/value.hpp"
-#include "conch/net/socket.hpp"
-#include "conch/net/udp.hpp"
+#include "conch/core/task.hpp"
+#include "lua/convert.hpp"
+#include "lua/host.hpp"
 
 namespace conch::lua::detail {
 
-using conch::detail::chan_core;
-using conch::detail::loop;
-using conch::detail::op_status;
-using conch::detail::resumer;
-using conch::detail::select_op;
-using conch::detail::select_state;
-using conch::detail::waiter;
+// ---- closures with the host as upvalue 1 ----
 
-// ---- elements: what one channel slot holds, by channel kind ----
+/// The host of the running C function (its upvalue 1).
+inline host* host_of(lua_State* L) noexcept {
+  return static_cast<host*>(lua_touserdata(L, lua_upvalueindex(1)));
+}
 
-/// The element type of a channel, in any_chan::storage order.
-enum class elem : std::uint8_t { value = 0, string = 1, int64 = 2, float64 = 3, socket = 4, datagram = 5 };
+/// t[name] = f with upvalue h, for the table t on top of the stack.
+inline void set_closure(lua_State* L, host* h, lua_CFunction f, const char* name) {
+  lua_pushlightuserdata(L, h);
+  lua_pushcclosure(L, f, 1);
+  lua_setfield(L, -2, name);
+}
 
-/// Raw storage for one element of any channel kind.
-struct elem_slot {
-  static constexpr std::size_t size =
-      std::max({sizeof(value), sizeof(std::string), sizeof(net::socket), sizeof(net::datagram)});
-  alignas(value) alignas(std::string) alignas(net::socket) alignas(net::datagram) unsigned char bytes[size];
-  void* raw() noexcept { return bytes; }
-};
+/// set_closure for every entry of `fns` (ending with {nullptr, nullptr}).
+inline void set_closures(lua_State* L, host* h, const luaL_Reg* fns) {
+  lua_pushlightuserdata(L, h);
+  luaL_setfuncs(L, fns, 1);  // each function gets a copy of h; pops it
+}
 
-/// Destroys the element of type `t` constructed at `p`.
-void destroy_elem(elem t, void* p) noexcept;
+// ---- running an operation from Lua (lua/request.cpp) ----
 
-/// The payload of a channel userdata (metatable "conch.chan").
-struct chan_ud {
-  static constexpr std::uint32_t kMagic = 0xC0C4C4A1u;
-  std::uint32_t magic;                   // kMagic: tells ours from other userdata fast
-  chan_core* core;                       // == box->core(), cached
-  elem type;                             // == box->kind(), cached
-  std::shared_ptr<const any_chan> box;   // keeps the channel alive
-};
+/// The request for an operation of the running code. Raises if it is busy:
+/// a finalizer (__gc) or hook that runs while another operation of the same
+/// code is pushing its outcome must not reuse it.
+request* get_request(lua_State* L, host* h);
+/// Raises "cannot wait on a channel here" (code that cannot yield).
+int raise_not_yieldable(lua_State* L);
 
-// ---- conversion (lua/convert.cpp) ----
+/// Continuation contexts carry the host (saves a lua_touserdata per operation).
+inline lua_KContext host_ctx(host* h) noexcept { return reinterpret_cast<lua_KContext>(h); }
+inline host* host_from(lua_KContext ctx) noexcept { return reinterpret_cast<host*>(ctx); }
 
-/// Why a Lua value could not be converted; none = it was.
-enum class conv_error : std::uint8_t {
-  none, nil, bad_type, not_string, not_integer, not_number, cycle, too_deep, no_memory,
-  not_socket, not_datagram
-};
-
-/// Converts the Lua value at `idx` to an element of type `t`, constructed in
-/// raw storage `out` (only on success). Never raises: it uses only Lua API
-/// calls that cannot raise. `bad` gets the offending Lua type on error.
-conv_error to_elem(lua_State* L, int idx, elem t, void* out, int* bad) noexcept;
-/// Same, into a value.
-conv_error to_value(lua_State* L, int idx, value* out, int* bad) noexcept;
-/// Raises the Lua error for `e` (never returns).
-int raise_conv_error(lua_State* L, conv_error e, int bad);
-
-/// Pushes the element at `p` (type `t`). May raise (memory errors only), so
-/// `p` must not be a C++ automatic object of the caller.
-void push_elem(lua_State* L, elem t, void* p);
-/// Pushes a value (may raise, see push_elem).
-void push_value(lua_State* L, const value& v);
-/// Pushes a new channel userdata for `c`. May raise before anything is built.
-void push_chan(lua_State* L, const std::shared_ptr<const any_chan>& c);
-/// Allocates a channel userdata (may raise) and builds it from `make`, which
-/// must return the box or null on failure (then raises "not enough memory").
-chan_ud* new_chan_ud(lua_State* L);
-/// Attaches the channel metatable to a built userdata at the top of the stack.
-void finish_chan_ud(lua_State* L);
-/// The channel userdata at `idx`, or null if it is something else.
-chan_ud* to_chan_ud(lua_State* L, int idx) noexcept;
-
-// ---- sockets (lua/net.cpp) ----
-
-class host;
-
-/// Pushes a socket object (fields input/output, also ["in"]/["out"]; methods
-/// close, peer, address, status). May raise before anything is built.
-void push_socket(lua_State* L, const net::socket& s);
-/// The socket of the socket object at idx, or null.
-const net::socket* to_socket(lua_State* L, int idx) noexcept;
-/// Converts a Lua datagram {data = string, peer = address string} into raw
-/// storage `out`. Never raises.
-conv_error to_datagram(lua_State* L, int idx, void* out) noexcept;
-/// Pushes {data = ..., peer = "host:port"} (may raise).
-void push_datagram(lua_State* L, const net::datagram& d);
-/// Creates the socket, server and UDP metatables (host::create calls it).
-void install_net_metatables(lua_State* L, host* h);
-/// Adds listen, connect, udp, resolve, interfaces to the module table on top.
-void add_net_functions(lua_State* L, host* h);
-
-/// Registry keys (their addresses are the keys).
-extern const char chan_mt_key;
-extern const char host_key;
-extern const char on_error_key;
-/// The value a parking operation yields, so resumers can tell it from a
-/// user's own coroutine.yield.
-void* park_tag() noexcept;
-
-// ---- requests: the channel operation a go block (or the outside thread) waits on ----
-
-/// One channel operation of a request: a single send/recv, or a select case.
-struct op_case {
-  chan_core* core = nullptr;
-  elem type = elem::value;
-  bool is_send = false;
-  bool full = false;   // slot holds a constructed element
-  bool refd = false;   // we hold a reference on core (taken while parked)
-  elem_slot slot;
-};
-
-enum class op : std::uint8_t { none, single, select, sleep, yield };
-
-/// A timer that wakes a parked go block (conch.sleep).
-struct sleep_timer : conch::detail::timer_node {
-  loop* home = nullptr;
-  std::coroutine_handle<> h;
-};
-
-/// A parked (or about to park) operation, with room for its values and waiters.
-/// It lives in the heap (in a task or the host), never on a C stack, so Lua
-/// errors (longjmps) can pass while it holds values. Touched only by the
-/// thread that holds the baton, and by the home loop thread while parked.
-struct request {
-  op kind = op::none;
-  bool in_order = false;  // select: earliest ready case wins
-  bool ok = false;        // outcome: the fired case moved a value
-  int fired = -1;         // outcome: which case
-  std::size_t n = 0;      // cases in use
-  std::vector<op_case> cases;
-  std::vector<select_op> ops;
-  std::vector<waiter> ws;
-  std::vector<void*> scratch;
-  select_state st;
-  sleep_timer timer;
-
-  request() = default;
-  request(const request&) = delete;
-  request& operator=(const request&) = delete;
-  ~request() { clear(); }
-
-  /// Readies `count` empty cases, dropping what the last operation left.
-  /// False if out of memory.
-  bool reset(std::size_t count) noexcept;
-  /// Destroys held elements, drops references, kind = none.
-  void clear() noexcept;
-  /// Starts the operation: commits a ready case (returns its index), or parks
-  /// waiters that resume with `r` (returns -1). With r == null it only polls.
-  int start(const resumer* r) noexcept;
-  /// References every case's channel (once parked).
-  void take_refs() noexcept;
-  /// After the parked operation woke its owner: withdraws the cases that did
-  /// not fire, records the outcome, kind = none.
-  void finish() noexcept;
-  /// Withdraws a parked operation at shutdown. True if nothing will wake the
-  /// owner any more; false if a wake-up is already on its way.
-  bool withdraw(bool loop_alive) noexcept;
-};
-
-// ---- go blocks ----
-
-class host;
-
-enum class phase : std::uint8_t {
-  pending,   // created while the outside thread held the baton; not scheduled yet
-  queued,    // its driver is in the loop's ready queue (by us)
-  running,   // inside lua_resume
-  parked,    // waiting in req; the channel (or timer) will schedule the driver
-  deferred,  // woke while the outside thread held the baton; in host::deferred_
-  zombie,    // killed at shutdown with a wake-up in flight; frees itself when run
-};
-
-/// A go block: a Lua thread, its driver coroutine and its result channel.
-struct lua_task {
-  host* h = nullptr;
-  lua_State* co = nullptr;
-  int ref = LUA_NOREF;  // registry anchor of co
-  int nargs = 0;        // values to pass at the next resume (start: the arguments)
-  phase ph = phase::pending;
-  std::coroutine_handle<> driver;
-  conch::chan<value> result{1};
-  std::shared_ptr<const any_chan> result_box;  // for the Lua userdata of result
-  request req;
-  lua_task* prev = nullptr;  // host's list of live tasks
-  lua_task* next = nullptr;
-  lua_task* qnext = nullptr;  // pending_/deferred_ queue link
-};
-
-/// A coroutine the bridge starts and resumes itself (never stolen by another
-/// loop): initially suspended, frees its frame when its body ends.
-struct driver {
-  struct promise_type {
-    driver get_return_object() noexcept {
-      return {std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    void unhandled_exception() const noexcept { std::terminate(); }
-    static void* operator new(std::size_t n) { return conch::detail::frame_alloc(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { conch::detail::frame_free(p, n); }
-  };
-  std::coroutine_handle<promise_type> h;
-};
-
-/// An intrusive FIFO of tasks (through lua_task::qnext).
-struct task_queue {
-  lua_task* head = nullptr;
-  lua_task* tail = nullptr;
-  void push(lua_task* t) noexcept {
-    t->qnext = nullptr;
-    if (tail != nullptr)
-      tail->qnext = t;
-    else
-      head = t;
-    tail = t;
-  }
-  lua_task* take_all() noexcept {
-    lua_task* h = head;
-    head = tail = nullptr;
-    return h;
-  }
-};
-
-// ---- the host ----
-
-/// The conch side of one Lua state (see the file comment and lua/README.md).
-class host {
- public:
-  static constexpr std::uint8_t outside = 0;  // baton values
-  static constexpr std::uint8_t on_loop = 1;
-
-  /// Creates the host of `L` and anchors it in L's registry (a userdata whose
-  /// __gc shuts it down). Raises on failure (then `owned` leaks: only plain
-  /// pointers cross the raising calls). With `owned` the host takes its
-  /// runtime (the stock interpreter's case). `on_error` may be null.
-  static host* create(lua_State* L, loop* home, runtime* owned,
-                      const std::function<void(std::string_view)>* on_error);
-  /// The host of L's state, or null.
-  static host* find(lua_State* L) noexcept;
-
-  ~host();
-
-  // ---- running Lua ----
-  lua_State* main_state() const noexcept { return main_; }
-  loop* home() const noexcept { return home_; }
-  bool on_home_loop() const noexcept { return conch::detail::current_loop() == home_; }
-  /// The go block whose Lua is running now (home loop only), or null.
-  lua_task* current() const noexcept { return current_; }
-  /// The request for an operation started by the running Lua code.
-  request* op_request() noexcept { return current_ != nullptr ? &current_->req : &outside_req_; }
-  /// True if Lua code running in go block thread L can yield to its driver.
-  bool can_park(lua_State* L) const noexcept {
-    return current_ != nullptr && chain_yieldable_ && lua_isyieldable(L);
-  }
-  /// The resumer for parking the running code (a go block's driver, or the
-  /// outside thread's proxy).
-  resumer park_resumer() const noexcept {
-    // (lead) resumer is trivially constructible now: set every field.
-    std::coroutine_handle<> h = current_ != nullptr ? current_->driver : outside_driver_;
-    return resumer{home_, h.address(), nullptr};
-  }
-  /// Our coroutine.resume sets this around a nested resume: false if a park
-  /// in the nested coroutine could not be passed up to the driver.
-  bool swap_chain_yieldable(bool v) noexcept { return std::exchange(chain_yieldable_, v); }
-  bool chain_yieldable() const noexcept { return chain_yieldable_; }
-
-  /// Outside thread, after starting outside_req that parked: hands the baton
-  /// to the home loop until the operation completes, then takes it back.
-  void wait_outside() noexcept;
-
-  /// Runs fn(arg) on the home loop and returns when it has run (directly if
-  /// called there; else through the control queue, the caller waiting). For
-  /// calls the sockets layer requires on a runtime thread (listen, bind_udp,
-  /// go). fn must not touch Lua.
-  void call_on_loop(void (*fn)(void*) noexcept, void* arg) noexcept;
-
-  /// Outside thread: runs the home loop until no go block of this state is
-  /// left (conch.run()). Returns at once if there is none.
-  void wait_idle() noexcept;
-
-  // ---- go blocks ----
-  /// Creates a task for thread `co` (anchored by registry ref `ref`, with its
-  /// function and `nargs` arguments on its stack). Null if out of memory.
-  lua_task* new_task(lua_State* co, int ref, int nargs) noexcept;
-  /// Schedules a new task: at once on the home loop, else when the outside
-  /// thread next hands over the baton.
-  void start(lua_task* t) noexcept;
-  /// Schedules the running task's driver to run again (cooperative yield).
-  void reschedule_current() noexcept;
-  bool is_go_thread(lua_State* co) const noexcept { return by_thread_.contains(co); }
-  /// A user coroutine whose channel park was passed up to its go block is
-  /// "parked": only conch's resume may continue it (baton holder).
-  bool mark_parked(lua_State* co) noexcept {
-    try {
-      parked_.insert(co);
-      return true;
-    } catch (...) {
-      return false;
-    }
-  }
-  void unmark_parked(lua_State* co) noexcept { parked_.erase(co); }
-  bool is_parked(lua_State* co) const noexcept { return parked_.contains(co); }
-  std::size_t live_tasks() const noexcept { return by_thread_.size(); }
-
-  // ---- timers ----
-  /// Arms `t` on the home loop (directly, or through the control queue from
-  /// the outside thread). The heap owns t until it fires or is dropped.
-  void add_timer(conch::detail::timer_node* t) noexcept;
-
-  // ---- the baton, for conch::lua::state ----
-  /// Outside thread: take the baton from the home loop (waits between go blocks).
-  void acquire() noexcept;
-  /// Outside thread: give the baton to the home loop.
-  void release() noexcept;
-  /// Serialises the calls of conch::lua::state.
-  std::mutex& call_mutex() noexcept { return call_mu_; }
-
-  /// Stops every go block and frees the loop-side state. Outside thread,
-  /// holding the baton; idempotent. The Lua state stays open.
-  void shutdown() noexcept;
-
-  // ---- for the driver coroutines ----
-  bool step(lua_task* t) noexcept;  // false: the task is finished and freed
-  void outside_woken() noexcept;
-  bool run_commands() noexcept;     // false: shut down
-
- private:
-  enum class cmd : std::uint8_t { kick, take, add_timer, call, shutdown };
-  struct command {
-    cmd kind;
-    void* arg;
-  };
-
-  host(lua_State* L, loop* home, std::unique_ptr<runtime> owned,
-       std::function<void(std::string_view)> on_error);
-  static host* make_host(lua_State* L, loop* home, runtime* owned,
-                         const std::function<void(std::string_view)>* on_error) noexcept;
-  void post(cmd kind, void* arg = nullptr) noexcept;
-  void kick() noexcept;
-  void end_task(lua_task* t, int status, int nres) noexcept;
-  void report_error(lua_task* t) noexcept;
-  void deliver_error(const std::string& text) noexcept;
-  void free_task(lua_task* t) noexcept;
-  void kill_all(bool loop_alive) noexcept;
-  void signal_shutdown_done() noexcept;
-
-  lua_State* main_;
-  lua_State* aux_ = nullptr;  // a thread for the loop's own protected calls
-  loop* home_;
-  std::unique_ptr<runtime> owned_rt_;
-  std::function<void(std::string_view)> on_error_;
-
-  // Who may run Lua. Changed outside->on_loop by the outside thread (then it
-  // posts a kick), on_loop->outside only on the home loop between drivers.
-  std::atomic<std::uint8_t> baton_{outside};
-  lua_task* current_ = nullptr;  // baton holder (home loop)
-  bool chain_yieldable_ = true;
-
-  // Tasks. The list, by_thread_ and pending_ belong to the baton holder;
-  // deferred_ to the home loop thread.
-  lua_task* tasks_ = nullptr;
-  absl::flat_hash_map<lua_State*, lua_task*> by_thread_;
-  absl::flat_hash_set<lua_State*> parked_;
-  task_queue pending_;
-  task_queue deferred_;
-
-  // The outside thread's parked operation and its proxy on the loop.
-  request outside_req_;
-  std::coroutine_handle<> outside_driver_;
-  std::mutex mu_;  // guards the flags below; cv_ signals the outside thread
-  std::condition_variable cv_;
-  bool outside_done_ = false;
-  bool outside_released_ = false;
-  bool taken_ = false;
-  bool wait_idle_ = false;
-  bool call_done_ = false;
-  void (*call_fn_)(void*) noexcept = nullptr;  // the outside thread waits in wait_idle (baton holder)
-  bool shut_ = false;
-
-  // Commands from the outside thread to the home loop.
-  std::mutex cmd_mu_;
-  std::vector<command> cmds_;
-  bool control_scheduled_ = false;
-  std::coroutine_handle<> control_;
-
-  std::mutex call_mu_;
-  bool dead_ = false;     // shutdown started
-  int zombies_ = 0;
-};
-
-/// Creates the channel metatable of L's state (host::create calls it, so C++
-/// can hand channels over before any `require "conch"`).
-void install_chan_metatable(lua_State* L, host* h);
+/// Runs the prepared request r to completion, then its continuation k.
+/// A request that cannot complete at once: inside a go block it parks a
+/// waiter whose resumer is the block's driver and yields the park tag (the
+/// driver resumes the block when the channel wakes it and k pushes the
+/// outcome); outside any go block it parks a waiter for the outside proxy
+/// and hands the state to the home loop until it completes (<!!).
+int run_op(lua_State* L, host* h, request* r, lua_KFunction k);
+/// Pushes the element that case `i` of a finished request received, marking
+/// the request busy while pushing (see get_request). False, pushing
+/// nothing, if the case received nothing (closed, or a send).
+bool push_received(lua_State* L, request* r, std::size_t i);
 /// Receives from `core` (element type `type`) like ch:recv(): parks the go
 /// block or blocks the outside thread; then calls k(L, LUA_OK, ctx) where
-/// ctx is the host (reinterpret_cast) and h->op_request() holds the outcome
+/// host_from(ctx) is the host and h->op_request() holds the outcome
 /// (ok; cases[0] full with the element). k must clear() the request.
 int recv_core(lua_State* L, host* h, chan_core* core, elem type, lua_KFunction k);
-int raise_no_memory(lua_State* L);
+
+/// Milliseconds (a Lua number) to nanoseconds: 0 for <= 0 and NaN, 2^62
+/// ("never") above 1e12 ms, so deadlines never overflow.
+inline std::int64_t ms_to_ns(lua_Number ms) noexcept {
+  if (!(ms > 0)) return 0;                      // also NaN
+  if (ms > 1e12) return std::int64_t{1} << 62;  // "never", without overflow
+  return static_cast<std::int64_t>(ms * 1e6);
+}
+
+/// A task whose value is the loop it runs on (block_on it to learn a
+/// runtime's first loop: the home loop of a state).
+inline conch::task<loop*> home_loop_task() { co_return conch::detail::current_loop(); }
+
+// ---- the net library's objects (lua/netobj.cpp), for lua/netlib.cpp ----
+
+/// A userdata that owns a heap object until collected (its __gc calls del).
+struct holder {
+  void* p;
+  void (*del)(void*) noexcept;
+};
+/// Pushes an empty holder (may raise).
+holder* push_holder(lua_State* L);
+/// The `del` of a holder whose object is a T.
+template <class T>
+void delete_as(void* p) noexcept {
+  delete static_cast<T*>(p);
+}
+/// Pushes nil, message, code name (UNAVAILABLE...); returns 3. May raise.
+int push_status(lua_State* L, const absl::Status& st);
+/// Pushes "host:port" (may raise).
+void push_address(lua_State* L, const net::address& a);
+/// Pushes a server object (field connections; methods close, address). May raise.
+void push_server(lua_State* L, const net::server& s);
+/// Pushes a UDP socket object (fields input/output; methods close, address,
+/// join). May raise.
+void push_udp(lua_State* L, const net::udp_socket& u);
+
+// ---- the library files ----
+
+/// Creates the channel metatable of L's state (host::create calls it, so C++
+/// can hand channels over before any `require "conch"`). lua/chanlib.cpp.
+void install_chan_metatable(lua_State* L, host* h);
+/// Adds chan, promise, timeout to the module table on top. lua/chanlib.cpp.
+void add_chan_functions(lua_State* L, host* h);
+/// Adds select to the module table on top. lua/selectlib.cpp.
+void add_select_functions(lua_State* L, host* h);
+/// Adds go, sleep, now, on_error, tasks, run to the module table on top.
+/// lua/golib.cpp.
+void add_go_functions(lua_State* L, host* h);
+/// Replaces coroutine.resume and coroutine.wrap (if the coroutine library
+/// is open) with conch's park-aware ones. lua/corolib.cpp.
+void install_coroutine_glue(lua_State* L, host* h);
+/// Creates the holder, socket, server and UDP metatables (host::create calls
+/// it). lua/netobj.cpp.
+void install_net_metatables(lua_State* L, host* h);
+/// Adds listen, connect, udp, resolve, interfaces to the module table on
+/// top. lua/netlib.cpp.
+void add_net_functions(lua_State* L, host* h);
 
 /// Builds the `conch` module table for L (whose host must exist), installs
-/// the channel metatable and conch's coroutine.resume/wrap. Returns 1.
+/// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.
 int open_module(lua_State* L);
 /// lua_CFunction behind `require "conch"` in the stock interpreter: creates a
-/// host with its own one-thread runtime, then open_module.
+/// host with its own one-thread runtime, then open_module. A runtime that
+/// cannot start is a Lua error with the reason. lua/init.cpp.
 int open_standalone(lua_State* L);
 
 }  // namespace conch::lua::detail

@@ -60,16 +60,24 @@ chan_ud* new_chan_ud(lua_State* L) {
   return static_cast<chan_ud*>(lua_newuserdatauv(L, sizeof(chan_ud), 0));
 }
 
-void finish_chan_ud(lua_State* L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &chan_mt_key);
+bool build_chan_ud(chan_ud* ud, std::shared_ptr<const any_chan>&& box) noexcept {
+  if (box == nullptr) return false;  // its maker ran out of memory
+  chan_core* core = box->core();
+  auto type = static_cast<elem>(box->kind());
+  new (ud) chan_ud{chan_ud::kMagic, core, type, std::move(box)};
+  return true;
+}
+
+void finish_chan_ud(lua_State* L) noexcept {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &chan_mt_key);  // a raw get: no allocation
   lua_setmetatable(L, -2);
 }
 
 void push_chan(lua_State* L, const std::shared_ptr<const any_chan>& c) {
-  chan_ud* ud = new_chan_ud(L);  // may raise; nothing built yet
-  new (ud) chan_ud{chan_ud::kMagic, c->core(), static_cast<elem>(c->kind()), c};
-  finish_chan_ud(L);
+  push_new_chan(L, [&c] { return c; });  // copying a shared_ptr cannot fail
 }
+
+int raise_no_memory(lua_State* L) { return luaL_error(L, "conch: not enough memory"); }
 
 // ---- Lua -> C++ ----
 

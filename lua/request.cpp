@@ -7,9 +7,19 @@
 // drops meanwhile stays alive until the waiter is gone. Single operations go
 // straight to chan_core::send/recv (one lock, attempt and park together, so
 // no wake-up is lost); selects go through the core's select engine.
+//
+// Invariants:
+//  - A request is touched only by the baton holder, and by the home loop
+//    while it is parked (its waiters are on channels).
+//  - While parked it holds a reference on every case's channel (refd).
+//  - The Lua side (run_op and friends, the last section) raises only after
+//    clear(), so no element is left behind in a busy request.
+// Lock order: none held here; the channel and select calls lock the channels.
 #include "lua/bridge.hpp"
 
 namespace conch::lua::detail {
+
+// ---- the request ----
 
 bool request::reset(std::size_t count) noexcept {
   if (n != 0 || kind != op::none) clear();
@@ -167,6 +177,67 @@ bool request::withdraw(bool loop_alive) noexcept {
   }
   kind = op::none;
   return quiet || !loop_alive;
+}
+
+// ---- running a request from Lua ----
+
+request* get_request(lua_State* L, host* h) {
+  request* r = h->op_request();
+  if (r->kind != op::none)  // busy: we run inside another operation's push
+    luaL_error(L, "conch: channel operation inside a finalizer or hook that interrupted another one");
+  return r;
+}
+
+int raise_not_yieldable(lua_State* L) {
+  return luaL_error(L,
+                    "conch: cannot wait on a channel here: this code cannot yield to its go block "
+                    "(a metamethod, an iterator, table.sort, a finalizer, or a coroutine resumed by a "
+                    "coroutine.resume that conch did not install)");
+}
+
+int run_op(lua_State* L, host* h, request* r, lua_KFunction k) {
+  if (h->current() != nullptr) {
+    if (h->can_park(L)) {
+      // In a go block that can yield: park for the driver, yield the tag.
+      resumer res = h->park_resumer();
+      if (r->start(&res) < 0) {
+        lua_pushlightuserdata(L, park_tag());
+        return lua_yieldk(L, 1, host_ctx(h), k);
+      }
+    } else if (r->start(nullptr) < 0) {
+      // It cannot yield and the operation is not ready: an error.
+      r->clear();
+      return raise_not_yieldable(L);
+    }
+  } else {
+    // Outside any go block. On the home loop itself (a finalizer run by a
+    // driver step) nothing could run the loop for us.
+    if (h->on_home_loop()) {
+      r->clear();
+      return raise_not_yieldable(L);
+    }
+    resumer res = h->park_resumer();
+    if (r->start(&res) < 0) h->wait_outside();  // <!!: the loop runs until it completes
+  }
+  return k(L, LUA_OK, host_ctx(h));
+}
+
+bool push_received(lua_State* L, request* r, std::size_t i) {
+  op_case& c = r->cases[i];
+  if (c.is_send || !r->ok || !c.full) return false;  // a send, or closed: nothing received
+  r->kind = op::single;  // busy while pushing (any kind but none: see get_request)
+  push_elem(L, c.type, c.slot.raw());
+  return true;
+}
+
+int recv_core(lua_State* L, host* h, chan_core* core, elem type, lua_KFunction k) {
+  request* r = get_request(L, h);
+  if (!r->reset(1)) return raise_no_memory(L);
+  r->kind = op::single;
+  op_case& c = r->cases[0];
+  c.core = core;
+  c.type = type;
+  return run_op(L, h, r, k);
 }
 
 }  // namespace conch::lua::detail

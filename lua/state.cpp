@@ -16,8 +16,6 @@ namespace conch::lua {
 
 namespace {
 
-conch::task<detail::loop*> home_loop_task() { co_return conch::detail::current_loop(); }
-
 int preload_conch(lua_State* L) { return detail::open_module(L); }
 
 struct setup_args {
@@ -80,7 +78,7 @@ void fail_setup(lua_State* L) {
 state::state(runtime& rt, state_options opts) {
   CONCH_CHECK(conch::detail::current_loop() == nullptr,
               "conch::lua::state must be created on a plain thread, not a runtime thread");
-  detail::loop* home = rt.block_on(home_loop_task());
+  detail::loop* home = rt.block_on(detail::home_loop_task());
   L_ = luaL_newstate();
   CONCH_CHECK(L_ != nullptr, "cannot create a Lua state (out of memory)");
   setup_args a{home, &opts, nullptr};

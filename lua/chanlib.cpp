@@ -1,0 +1,246 @@
+// lua/chanlib.cpp
+// The channel library: channel methods and metatable, conch.chan / promise / timeout.
+//
+// A channel object is a chan_ud userdata (lua/convert.hpp) whose methods run
+// their operation through run_op (lua/request.cpp): at once if it can
+// complete, else parking the go block or blocking the outside thread.
+//
+// Invariants:
+//  - A chan_ud is built (magic set, box holding the channel) before it gets
+//    the metatable, so __gc never sees garbage; __gc unbuilds it once.
+//  - An operation's values live in the running code's request, never in a
+//    C++ local, so a raise while pushing leaks nothing.
+// Lock order: no lock is held here; channel operations lock their channel.
+#include <new>
+
+#include "conch/chan/buffer.hpp"
+#include "lua/bridge.hpp"
+
+namespace conch::lua::detail {
+
+namespace {
+
+chan_ud* check_chan(lua_State* L, int idx) {
+  chan_ud* ud = to_chan_ud(L, idx);
+  if (ud == nullptr) luaL_typeerror(L, idx, "conch.chan");
+  return ud;
+}
+
+// ---- continuations: push the outcome of a completed request ----
+
+int k_send(lua_State* L, int, lua_KContext ctx) {
+  request* r = host_from(ctx)->op_request();
+  bool ok = r->ok;
+  r->clear();
+  lua_pushboolean(L, ok ? 1 : 0);
+  return 1;
+}
+
+int k_recv(lua_State* L, int, lua_KContext ctx) {
+  request* r = host_from(ctx)->op_request();
+  if (!push_received(L, r, 0)) lua_pushnil(L);  // closed and drained
+  r->clear();
+  return 1;
+}
+
+// Prepares a single operation on channel ud (argument 1) in the running
+// code's request: a send converts argument 2 into the request's slot.
+// Raises on failure, after clearing the request.
+request* prepare_single(lua_State* L, host* h, bool is_send) {
+  chan_ud* ud = check_chan(L, 1);
+  request* r = get_request(L, h);
+  if (!r->reset(1)) {
+    raise_no_memory(L);  // never returns
+    return nullptr;
+  }
+  r->kind = op::single;
+  op_case& c = r->cases[0];
+  c.core = ud->core;
+  c.type = ud->type;
+  c.is_send = is_send;
+  if (is_send) {
+    int bad = LUA_TNONE;
+    conv_error e = to_elem(L, 2, c.type, c.slot.raw(), &bad);
+    if (e != conv_error::none) {
+      // Not convertible: nothing was built; raise with the request idle.
+      r->clear();
+      raise_conv_error(L, e, bad);
+    }
+    c.full = true;
+  }
+  return r;
+}
+
+// ---- channel methods ----
+
+int m_send(lua_State* L) {
+  host* h = host_of(L);
+  request* r = prepare_single(L, h, true);
+  return run_op(L, h, r, k_send);  // the stack keeps ch (and v) while parked
+}
+
+int m_recv(lua_State* L) {
+  host* h = host_of(L);
+  request* r = prepare_single(L, h, false);
+  return run_op(L, h, r, k_recv);
+}
+
+int m_try_send(lua_State* L) {
+  host* h = host_of(L);
+  request* r = prepare_single(L, h, true);
+  r->start(nullptr);  // fired >= 0 iff it committed; ok says how
+  return k_send(L, LUA_OK, host_ctx(h));
+}
+
+int m_try_recv(lua_State* L) {
+  host* h = host_of(L);
+  request* r = prepare_single(L, h, false);
+  r->start(nullptr);
+  return k_recv(L, LUA_OK, host_ctx(h));
+}
+
+// ch:iter() -> recv, ch: `for v in ch:iter() do ... end` receives until ch
+// is closed and drained (Go's range); the for loop calls recv directly.
+int m_iter(lua_State* L) {
+  check_chan(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));  // the recv method
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+int m_close(lua_State* L) {
+  check_chan(L, 1)->core->close();
+  return 0;
+}
+
+int m_closed(lua_State* L) {
+  lua_pushboolean(L, check_chan(L, 1)->core->closed() ? 1 : 0);
+  return 1;
+}
+
+int m_size(lua_State* L) {
+  lua_pushinteger(L, static_cast<lua_Integer>(check_chan(L, 1)->core->size()));
+  return 1;
+}
+
+int m_gc(lua_State* L) {
+  auto* ud = static_cast<chan_ud*>(lua_touserdata(L, 1));
+  if (ud != nullptr && ud->core != nullptr) {
+    // Built and not yet collected: drop our handle on the channel.
+    std::destroy_at(&ud->box);
+    ud->core = nullptr;
+    ud->magic = 0;
+  }
+  return 0;
+}
+
+int m_eq(lua_State* L) {
+  chan_ud* a = to_chan_ud(L, 1);
+  chan_ud* b = to_chan_ud(L, 2);
+  lua_pushboolean(L, a != nullptr && b != nullptr && a->core == b->core ? 1 : 0);
+  return 1;
+}
+
+int m_tostring(lua_State* L) {
+  chan_ud* ud = check_chan(L, 1);
+  static const char* const kinds[] = {"", "<string>", "<integer>", "<number>", "<socket>", "<datagram>"};
+  lua_pushfstring(L, "conch.chan%s: %p", kinds[static_cast<int>(ud->type)], static_cast<void*>(ud->core));
+  return 1;
+}
+
+const luaL_Reg chan_methods[] = {
+    {"send", m_send},     {"recv", m_recv},     {"try_send", m_try_send}, {"try_recv", m_try_recv},
+    {"close", m_close},   {"closed", m_closed}, {"size", m_size},         {nullptr, nullptr},
+};
+
+const luaL_Reg chan_metamethods[] = {
+    {"__gc", m_gc}, {"__eq", m_eq}, {"__tostring", m_tostring}, {nullptr, nullptr},
+};
+
+// ---- constructors ----
+
+std::size_t check_capacity(lua_State* L, int idx, const char* what, bool at_least_one) {
+  lua_Integer n = luaL_checkinteger(L, idx);
+  if (n < (at_least_one ? 1 : 0) || n > (lua_Integer{1} << 32))
+    luaL_error(L, "conch.chan: %s capacity must be %s (got %d)", what,
+               at_least_one ? "at least 1" : "0 or more", static_cast<int>(n));
+  return static_cast<std::size_t>(n);
+}
+
+// conch.chan() | conch.chan(n) | conch.chan{dropping=n} | conch.chan{sliding=n} | conch.chan{fixed=n}
+int l_chan(lua_State* L) {
+  conch::buffer b = conch::buffer::fixed(0);
+  switch (lua_type(L, 1)) {
+    case LUA_TNONE:
+    case LUA_TNIL:
+      break;  // unbuffered
+    case LUA_TNUMBER:
+      b = conch::buffer::fixed(check_capacity(L, 1, "a", false));
+      break;
+    case LUA_TTABLE: {
+      int found = 0;
+      if (lua_getfield(L, 1, "dropping") != LUA_TNIL) {
+        b = conch::buffer::dropping(check_capacity(L, -1, "a dropping", true));
+        ++found;
+      }
+      if (lua_getfield(L, 1, "sliding") != LUA_TNIL) {
+        b = conch::buffer::sliding(check_capacity(L, -1, "a sliding", true));
+        ++found;
+      }
+      if (lua_getfield(L, 1, "fixed") != LUA_TNIL) {
+        b = conch::buffer::fixed(check_capacity(L, -1, "a fixed", false));
+        ++found;
+      }
+      if (found > 1) return luaL_error(L, "conch.chan: give one of dropping=, sliding=, fixed=");
+      break;
+    }
+    default:
+      return luaL_typeerror(L, 1, "nil, capacity or {dropping=n}/{sliding=n}");
+  }
+  push_new_chan(L, [&b] { return conch::chan<value>(b); });
+  return 1;
+}
+
+int l_promise(lua_State* L) {
+  push_new_chan(L, [] { return conch::promise_chan<value>(); });
+  return 1;
+}
+
+// conch.timeout(ms) -> a channel that the shared close timer closes after ms.
+int l_timeout(lua_State* L) {
+  host* h = host_of(L);
+  std::int64_t ns = ms_to_ns(luaL_checknumber(L, 1));
+  push_new_chan(L, [h, ns] {
+    conch::chan<value> c;
+    if (!h->close_after(conch::detail::get_core(c), ns)) throw std::bad_alloc();
+    return c;
+  });
+  return 1;
+}
+
+const luaL_Reg chan_functions[] = {
+    {"chan", l_chan}, {"promise", l_promise}, {"timeout", l_timeout}, {nullptr, nullptr},
+};
+
+}  // namespace
+
+void install_chan_metatable(lua_State* L, host* h) {
+  luaL_checkstack(L, 6, nullptr);
+  lua_createtable(L, 0, 6);
+  lua_pushliteral(L, "conch.chan");
+  lua_setfield(L, -2, "__name");
+  lua_createtable(L, 0, 8);  // methods
+  set_closures(L, h, chan_methods);
+  lua_getfield(L, -1, "recv");
+  lua_pushlightuserdata(L, h);
+  lua_insert(L, -2);
+  lua_pushcclosure(L, m_iter, 2);  // upvalues: host, recv
+  lua_setfield(L, -2, "iter");
+  lua_setfield(L, -2, "__index");
+  set_closures(L, h, chan_metamethods);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &chan_mt_key);
+}
+
+void add_chan_functions(lua_State* L, host* h) { set_closures(L, h, chan_functions); }
+
+}  // namespace conch::lua::detail
