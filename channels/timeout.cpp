@@ -10,7 +10,7 @@
 // Lock order: none held here; close() takes the channel's lock on its own.
 #include <new>
 
-#include "conch/chan/core.hpp"
+#include "conch/chan/detail/chan_core.hpp"
 #include "conch/chan/detail/timeout.hpp"
 #include "conch/chan/go.hpp"
 
