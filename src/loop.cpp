@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -32,6 +33,12 @@ constexpr unsigned kCqEntries = 4096;
 // microseconds, for one-loop runtimes too; bench/NOTES.md "idle spin".
 constexpr std::int64_t kSpinNs = 50'000;
 constexpr std::size_t kReadyBudget = 256;  // resumptions per turn
+// A sleeping loop looks this often for a go block stranded behind a busy
+// owner, while another loop of its runtime is awake: push_spawn wakes no one
+// for a lone go block (its owner takes it on its next turn, which keeps chatty
+// go blocks on one CPU), so an owner that never yields would otherwise keep it
+// from ever starting. No ticks when every loop sleeps.
+constexpr std::int64_t kStrandedCheckNs = 1'000'000;
 // Completions per turn: a smaller batch re-enters the kernel more often per
 // message; bench/NOTES.md "completion budget".
 constexpr unsigned kCqeBudget = 1024;
@@ -155,6 +162,7 @@ void loop::request_stop() noexcept {
 }
 
 void loop::run() {
+  woke why = woke::work;  // how the last sleep ended, until work turns up
   for (;;) {
     // Run what is ready, including what those coroutines make ready (a
     // received frame's consumer, then the writer it hands a reply to), up
@@ -165,16 +173,28 @@ void loop::run() {
     reap_completions();
     if (!timers_.empty()) fire_timers(now_ns());
     if (stop_.load(std::memory_order_relaxed)) return;
-    if (!ready_.empty() || io_uring_cq_ready(&ring_) != 0) continue;
-    // Nothing local: take unstarted go blocks from a busier loop.
+    if (!ready_.empty() || io_uring_cq_ready(&ring_) != 0) {
+      why = woke::work;
+      continue;
+    }
+    // Nothing local: take unstarted go blocks from a busier loop. Nudged
+    // awake for a lone one, leave it to its owner until the next tick.
+    const std::size_t least = why == woke::nudge ? 2 : 1;
     bool stole = false;
     const std::size_t n = rt_->loops.size();
     for (std::size_t i = 1; i < n && !stole; ++i) {
       loop* victim = rt_->loops[(index_ + i) % n];
-      if (victim->spawn_count_.load(std::memory_order_relaxed) != 0)
+      if (victim->spawn_count_.load(std::memory_order_relaxed) >= least)
         stole = victim->steal_into(*this);
     }
-    if (!stole && !spin_for_work()) sleep_until_work();
+    if (stole) {
+      why = woke::work;
+      continue;
+    }
+    // After a tick or a nudge that found nothing, sleep again at once:
+    // spinning 50 us per 1 ms tick would keep an idle CPU 5% busy.
+    if (why == woke::work && spin_for_work()) continue;
+    why = sleep_until_work();
   }
 }
 
@@ -215,11 +235,7 @@ void loop::push_remote(std::coroutine_handle<> h) noexcept {
   std::lock_guard lk(remote_mu_);
   remote_.push_back(h.address());
   remote_pending_.store(true, std::memory_order_relaxed);
-  if (sleeping_) {
-    sleeping_ = false;
-    rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
-    signal_eventfd();
-  }
+  if (sleeping_) wake_locked();
 }
 
 void loop::signal_eventfd() noexcept {
@@ -227,44 +243,93 @@ void loop::signal_eventfd() noexcept {
   [[maybe_unused]] ssize_t n = write(event_fd_, &one, sizeof one);
 }
 
+// Both take remote_mu_ (held for the write too: see push_remote).
 bool loop::wake_if_sleeping() noexcept {
-  std::lock_guard lk(remote_mu_);  // the write too: see push_remote
+  std::lock_guard lk(remote_mu_);
   if (!sleeping_) return false;
-  sleeping_ = false;
-  rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
-  signal_eventfd();
+  wake_locked();
   return true;
 }
 
-void loop::sleep_until_work() noexcept {
+bool loop::wake_if_deep() noexcept {
+  std::lock_guard lk(remote_mu_);
+  if (!sleeping_ || !deep_) return false;
+  wake_locked();
+  nudged_ = true;
+  return true;
+}
+
+// Caller holds remote_mu_ and saw sleeping_.
+void loop::wake_locked() noexcept {
+  sleeping_ = false;
+  rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
+  if (deep_) {
+    deep_ = false;
+    rt_->deep_sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+  signal_eventfd();
+}
+
+// Sleeps until a completion, a timer, a wake-up or (while another loop is
+// awake) the stranded-spawn tick. Takes and releases remote_mu_, and when
+// sleeping deep the other loops' spawn_mu_, one at a time.
+loop::woke loop::sleep_until_work() noexcept {
+  bool deep;
   {
     std::lock_guard lk(remote_mu_);
-    if (!remote_.empty() || stop_.load(std::memory_order_relaxed)) return;
+    if (!remote_.empty() || stop_.load(std::memory_order_relaxed)) return woke::work;
     sleeping_ = true;
-    rt_->sleepers.fetch_add(1, std::memory_order_relaxed);
+    const int asleep = rt_->sleepers.fetch_add(1, std::memory_order_relaxed) + 1;
+    // Another loop awake may queue a go block and then never yield; while
+    // one is, look every tick. A loop that wakes later nudges us instead.
+    deep = asleep == static_cast<int>(rt_->loops.size());
+    deep_ = deep;
+    if (deep) rt_->deep_sleepers.fetch_add(1, std::memory_order_relaxed);
   }
   // A go block queued elsewhere just before we registered as a sleeper did
-  // not wake anyone; look once more before waiting.
+  // not wake anyone; look once more before waiting. Sleeping deep, a lone
+  // one counts too, read under its spawn_mu_ (see loop.hpp).
   bool found = spawn_count_.load(std::memory_order_relaxed) != 0;
-  for (loop* other : rt_->loops)
-    if (other != this && other->spawn_count_.load(std::memory_order_relaxed) > 1) found = true;
+  for (loop* other : rt_->loops) {
+    if (other == this || found) continue;
+    if (deep) {
+      std::lock_guard lk(other->spawn_mu_);
+      found = other->spawns_.size() != 0;
+    } else {
+      found = other->spawn_count_.load(std::memory_order_relaxed) > 1;
+    }
+  }
+  bool ticked = false;
   if (!found) {
-    io_uring_cqe* cqe = nullptr;
-    if (timers_.empty() && !under_valgrind()) {
+    if (timers_.empty() && deep && !under_valgrind()) {
       io_uring_submit_and_wait(&ring_, 1);
     } else {
-      std::int64_t wait = timers_.empty() ? std::int64_t{1'000'000}
-                                          : std::max<std::int64_t>(0, timers_[0]->deadline_ns - now_ns());
+      constexpr std::int64_t kForever = INT64_MAX;
+      const std::int64_t until_timer =
+          timers_.empty() ? kForever : std::max<std::int64_t>(0, timers_[0]->deadline_ns - now_ns());
+      std::int64_t wait = until_timer;
+      if (!deep) wait = std::min(wait, kStrandedCheckNs);
       if (under_valgrind()) wait = std::min<std::int64_t>(wait, 1'000'000);
       __kernel_timespec ts{wait / 1'000'000'000, wait % 1'000'000'000};
-      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      io_uring_cqe* cqe = nullptr;
+      const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      ticked = rc == -ETIME && !deep && wait < until_timer;
     }
   }
   std::lock_guard lk(remote_mu_);
   if (sleeping_) {
     sleeping_ = false;
     rt_->sleepers.fetch_sub(1, std::memory_order_relaxed);
+    if (deep_) {
+      deep_ = false;
+      rt_->deep_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return ticked ? woke::tick : woke::work;
   }
+  // Woken by push_remote, wake_idle or wake_deep.
+  const bool nudged = nudged_;
+  nudged_ = false;
+  return nudged ? woke::nudge : woke::work;
 }
 
 void loop::reap_completions() noexcept {

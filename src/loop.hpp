@@ -14,6 +14,11 @@
 //    may be destroyed as soon as the woken coroutine finishes).
 //  - spawns_ (go blocks not started yet) is guarded by spawn_mu_; the owner
 //    pushes and pops, idle loops steal from it.
+//  - A go block is never stranded behind a busy owner: a sleeping loop either
+//    wakes every kStrandedCheckNs to look (while another loop is awake), or
+//    is deep_ (every loop was asleep) and counted in deep_sleepers, which
+//    push_spawn reads under spawn_mu_ and a deep sleeper increments before
+//    it reads spawns_ under the same lock: one of the two sees the other.
 //  - live_ lists every root frame this loop registered; guarded by live_mu_
 //    because a stolen frame ends (and unlinks) on another thread.
 //  - exts_ (per-loop state of higher layers, e.g. the sockets reactor) is
@@ -90,6 +95,8 @@ class loop {
   /// Wakes the loop if it sleeps, so it looks for work. Returns true if it was
   /// asleep.
   bool wake_if_sleeping() noexcept;
+  /// Wakes the loop if it sleeps deep_ (no tick), to watch for a lone go block.
+  bool wake_if_deep() noexcept;
 
   // ---- live root frames ----
   void register_root(root_link* r) noexcept;
@@ -135,8 +142,10 @@ class loop {
   void drain_remote() noexcept;
   void reap_completions() noexcept;
   void fire_timers(std::int64_t now) noexcept;
-  void sleep_until_work() noexcept;
+  enum class woke { work, tick, nudge };
+  woke sleep_until_work() noexcept;
   bool spin_for_work() noexcept;
+  void wake_locked() noexcept;
   void arm_eventfd() noexcept;
   void signal_eventfd() noexcept;
   void heap_up(std::size_t i) noexcept;
@@ -162,6 +171,8 @@ class loop {
   std::vector<void*> remote_;
   std::vector<void*> remote_spare_;
   bool sleeping_ = false;                 // guarded by remote_mu_
+  bool deep_ = false;   // guarded by remote_mu_: asleep with no stranded-spawn tick
+  bool nudged_ = false;  // guarded by remote_mu_: woken by wake_if_deep
   std::atomic<bool> remote_pending_{false};
   std::atomic<bool> stop_{false};
 
@@ -186,10 +197,14 @@ class runtime_impl {
   runtime_options opts;
   absl::Status start_status;  // the first loop that failed to start, if any
   std::atomic<int> sleepers{0};
+  std::atomic<int> deep_sleepers{0};  // sleepers with no stranded-spawn tick
   blocking_pool* pool = nullptr;
 
   /// After a go block was queued on `from`: wake one sleeping loop to steal.
   void wake_idle(loop* from) noexcept;
+  /// After a lone go block was queued on `from` while loops sleep deep: wake
+  /// one, which leaves it to its owner for a tick before taking it.
+  void wake_deep(loop* from) noexcept;
 
  private:
   std::vector<std::thread*> threads_;

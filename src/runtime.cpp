@@ -234,16 +234,12 @@ namespace {
 // (or the soft RLIMIT_NOFILE, if lower).
 constexpr rlim_t kFdTableReserve = 4096;
 
-// The kernel grows a process's descriptor table on demand. When the sockets of
-// a busy server grew it after the loop threads had started, that server stayed
-// slower for as long as those sockets lived. Measured on tcp 256 x 16 KiB x 16
-// echo (bench/run_sockets.sh):
-//  - its first 256 connections: 125-135k msgs/s;
-//  - any later set, or after the table was grown before the threads started:
-//    155-173k.
-// Growing it once here costs three system calls and 32 KiB of kernel memory.
-// It takes no descriptor: F_DUPFD picks the lowest free one at or above the
-// mark, and it is closed at once. Once per process.
+// The kernel grows a process's descriptor table on demand; grown under running
+// loop threads, it slows a busy server while those sockets live
+// (bench/NOTES.md "descriptor table"). Growing it once here costs three system
+// calls and 32 KiB of kernel memory. It takes no descriptor: F_DUPFD picks the
+// lowest free one at or above the mark, and it is closed at once. Once per
+// process.
 void reserve_fd_table() noexcept {
   static std::atomic<bool> done{false};
   if (done.exchange(true, std::memory_order_relaxed)) return;  // relaxed: a one-shot hint
@@ -294,6 +290,11 @@ runtime_impl::~runtime_impl() {
 void runtime_impl::wake_idle(loop* from) noexcept {
   for (loop* l : loops)
     if (l != from && l->wake_if_sleeping()) return;
+}
+
+void runtime_impl::wake_deep(loop* from) noexcept {
+  for (loop* l : loops)
+    if (l != from && l->wake_if_deep()) return;
 }
 
 }  // namespace conch::detail

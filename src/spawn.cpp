@@ -24,13 +24,22 @@ thread_local bool tl_inline_spawns = false;
 // a frame runs).
 void loop::push_spawn(std::coroutine_handle<> h) noexcept {
   std::size_t queued;
+  bool deep;
   {
     std::lock_guard lk(spawn_mu_);
     spawns_.push(h);
     queued = spawns_.size();
     spawn_count_.store(queued, std::memory_order_relaxed);
+    // Read under spawn_mu_: see loop.hpp on stranded go blocks.
+    deep = queued == 1 && rt_->deep_sleepers.load(std::memory_order_relaxed) > 0;
   }
-  if (queued > 1 && rt_->sleepers.load(std::memory_order_relaxed) > 0) rt_->wake_idle(this);
+  // One go block is usually taken by its owner at once, and waking a loop
+  // costs more than it; more than one, or one while every other loop sleeps
+  // deep (nobody would look at it if the owner stays busy), wakes one.
+  if (queued > 1 && rt_->sleepers.load(std::memory_order_relaxed) > 0)
+    rt_->wake_idle(this);
+  else if (deep)
+    rt_->wake_deep(this);
   // Bounded memory: a loop spawning faster than it runs would pile up frames
   // (a million go blocks would be a million frames). Past the cap, run the
   // oldest queued go blocks here, until they park or finish, as Go's

@@ -147,6 +147,25 @@ TEST_CASE("ten thousand concurrent timers all fire, in deadline order per loop",
   CHECK(fired == 10000);
 }
 
+TEST_CASE("a lone go block behind a busy owner is started by an idle loop", "[go][threads]") {
+  // One go block wakes no one (its owner usually takes it at once); when the
+  // owner never yields, a sleeping loop must still find it.
+  auto result = conch::test::run_on(2, []() -> task<bool> {
+    co_await conch::sleep(5ms);  // the other loop is asleep now
+    auto home = std::this_thread::get_id();
+    chan<std::thread::id> ran(1);
+    conch::go([](chan<std::thread::id> r) -> task<void> {
+      co_await r.send(std::this_thread::get_id());
+    }, ran);
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (ran.size() < 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();  // busy: this loop does not run its queue
+    auto id = ran.try_recv();
+    co_return id.has_value() && *id != home;
+  }());
+  CHECK(result);
+}
+
 TEST_CASE("an idle loop takes go blocks that have not started", "[go][threads]") {
   // The spawning loop stays busy (it never yields), so the go blocks it queued
   // can only run if the other, idle loop takes them.
