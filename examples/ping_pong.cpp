@@ -40,7 +40,8 @@ task<int> match() {
   chan<ball> to_ping, to_pong;  // unbuffered (rendezvous) channels
   chan<conch::unit> ping = conch::go(player("ping", to_ping, to_pong, 6));
   chan<conch::unit> pong = conch::go(player("pong", to_pong, to_ping, 6));
-  co_await to_ping.send(ball{});  // serve: parks until ping receives
+  ball first{};                  // named: GCC 12 double-frees a braced temporary in co_await
+  co_await to_ping.send(first);  // serve: parks until ping receives
   co_await ping.recv();           // a go block's channel closes when it ends
   co_await pong.recv();
   co_return 0;

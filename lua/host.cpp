@@ -24,19 +24,22 @@ namespace conch::lua::detail {
 
 namespace {
 
+// One named awaiter for every driver (no braced temporary in co_await).
+constexpr std::suspend_always yield_turn;
+
 driver task_driver(lua_task* t) {
-  while (t->h->step(t)) co_await std::suspend_always{};
+  while (t->h->step(t)) co_await yield_turn;
 }
 
 driver outside_driver_body(host* h) {
   for (;;) {
     h->outside_woken();
-    co_await std::suspend_always{};
+    co_await yield_turn;
   }
 }
 
 driver control_body(host* h) {
-  while (h->run_commands()) co_await std::suspend_always{};
+  while (h->run_commands()) co_await yield_turn;
 }
 
 const char aux_key = 0;  // registry key anchoring the host's aux thread

@@ -1,7 +1,8 @@
 // tests/lua/run_script.cpp
 // conch_lua_run <script.lua>: runs a Lua test script through the embedding
 // API on a two-thread runtime, with C++ services on shared channels (see
-// tests/lua/share_test.lua). Exits 0 if the script ran without error.
+// tests/lua/share_test.lua). Exits 0 if the script ran without error, 77
+// (skipped) if io_uring is unavailable.
 #include <cctype>
 #include <cstdio>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "conch/conch.hpp"
 #include "conch/lua/lua.hpp"
+#include "tests/support/test_support.hpp"
 
 #include <lua.hpp>
 
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
   std::string script = argv[1];
   std::string dir = script.substr(0, script.find_last_of('/') + 1);
   int rc = 0;
+  conch::test::require_io_uring();
   conch::runtime rt({.threads = 2});
   chan<std::int64_t> ints(16);
   chan<std::string> upper_in, upper_out;

@@ -17,8 +17,8 @@ using conch::task;
 using conch::unit;
 using conch::ops_test::drain;
 using conch::ops_test::iota;
-using conch::ops_test::recv_within;
-using conch::ops_test::run2;
+using conch::test::recv_within;
+using conch::test::run_on;
 using conch::ops_test::within;
 
 namespace {
@@ -35,7 +35,7 @@ task<void> send_slowly(chan<int> ch, std::vector<int> vs, std::chrono::milliseco
 }  // namespace
 
 TEST_CASE("pipe moves every value and closes `to` when `from` closes", "[ops][pipe]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> from = conch::to_chan(iota(50));
     chan<int> to(4);
     CHECK(conch::pipe(from, to) == to);
@@ -46,7 +46,7 @@ TEST_CASE("pipe moves every value and closes `to` when `from` closes", "[ops][pi
 }
 
 TEST_CASE("pipe with close=false leaves `to` open", "[ops][pipe][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> from = conch::to_chan(iota(3));
     chan<int> to(8);
     conch::pipe(from, to, false);
@@ -57,7 +57,7 @@ TEST_CASE("pipe with close=false leaves `to` open", "[ops][pipe][close]") {
 }
 
 TEST_CASE("pipe stops consuming `from` once `to` is closed", "[ops][pipe][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> from(8);
     chan<int> to;
     conch::pipe(from, to);
@@ -73,7 +73,7 @@ TEST_CASE("pipe stops consuming `from` once `to` is closed", "[ops][pipe][close]
 }
 
 TEST_CASE("map applies f to each value and closes with its source", "[ops][map]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<std::string> out =
         conch::map([](int x) { return std::to_string(x * 10); }, conch::to_chan(iota(4)));
     auto d = co_await drain(out);
@@ -83,7 +83,7 @@ TEST_CASE("map applies f to each value and closes with its source", "[ops][map]"
 }
 
 TEST_CASE("map over several channels zips them and closes with the shortest", "[ops][map]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> a = conch::to_chan(std::vector{1, 2, 3, 4});
     chan<std::string> b = conch::to_chan(std::vector<std::string>{"a", "b", "c"});
     chan<double> c = conch::to_chan(std::vector{0.5, 0.5, 0.5, 0.5, 0.5});
@@ -115,7 +115,7 @@ TEST_CASE("a throwing map function skips that value and reports it", "[ops][map]
 }
 
 TEST_CASE("filter keeps and remove drops the values pred accepts", "[ops][filter]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     auto even = [](int x) { return x % 2 == 0; };
     auto f = co_await drain(conch::filter(even, conch::to_chan(iota(10)), conch::buffer::fixed(2)));
     auto r = co_await drain(conch::remove(even, conch::to_chan(iota(10))));
@@ -127,7 +127,7 @@ TEST_CASE("filter keeps and remove drops the values pred accepts", "[ops][filter
 }
 
 TEST_CASE("mapcat flattens the ranges f returns", "[ops][mapcat]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     auto out = conch::mapcat([](int n) { return std::vector<int>(static_cast<std::size_t>(n), n); },
                              conch::to_chan(std::vector{1, 0, 3, 2}));
     auto d = co_await drain(out);
@@ -137,7 +137,7 @@ TEST_CASE("mapcat flattens the ranges f returns", "[ops][mapcat]") {
 }
 
 TEST_CASE("take yields at most n values, leaves the rest, and closes", "[ops][take]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src(10);
     for (int i = 0; i < 5; ++i) co_await src.send(i);
     auto d = co_await drain(conch::take(3, src));
@@ -159,7 +159,7 @@ TEST_CASE("take yields at most n values, leaves the rest, and closes", "[ops][ta
 
 TEST_CASE("merge delivers every value and closes only after the last source closes",
           "[ops][merge][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> a, b, c;
     // The sources close at different times: a after ~10ms, b after ~40ms, c after ~80ms.
     conch::go(send_slowly(a, {1, 2}, 5ms));
@@ -186,7 +186,7 @@ TEST_CASE("merge delivers every value and closes only after the last source clos
 
 TEST_CASE("merge keeps going while one source is closed and another is still open",
           "[ops][merge][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> early(4), late(4);
     std::vector<chan<int>> sources{early, late};
     auto out = conch::merge(sources);
@@ -207,7 +207,7 @@ TEST_CASE("merge keeps going while one source is closed and another is still ope
 }
 
 TEST_CASE("split routes by predicate and closes both outputs with the source", "[ops][split]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     auto [small, big] = conch::split([](int x) { return x < 5; }, conch::to_chan(iota(10)),
                                      conch::buffer::fixed(10), conch::buffer::fixed(10));
     auto s = co_await drain(small);
@@ -221,7 +221,7 @@ TEST_CASE("split routes by predicate and closes both outputs with the source", "
 
 TEST_CASE("split drops values for a closed output and stops when both are closed",
           "[ops][split][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src(16);
     auto [even, odd] = conch::split([](int x) { return x % 2 == 0; }, src);
     odd.close();
@@ -239,7 +239,7 @@ TEST_CASE("split drops values for a closed output and stops when both are closed
 }
 
 TEST_CASE("partition, partition_by and unique group values like core.async", "[ops][partition]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     auto p = co_await drain(conch::partition(3, conch::to_chan(iota(8))));
     CHECK(p.closed);
     CHECK(p.values == std::vector<std::vector<int>>{{0, 1, 2}, {3, 4, 5}, {6, 7}});
@@ -258,7 +258,7 @@ TEST_CASE("partition, partition_by and unique group values like core.async", "[o
 
 TEST_CASE("onto_chan copies a range, honours the close flag, and signals completion",
           "[ops][onto_chan][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     std::vector<std::string> words{"a", "b", "c"};
     chan<std::string> ch(8);
     chan<unit> done = conch::onto_chan(ch, words, false);
@@ -286,7 +286,7 @@ TEST_CASE("onto_chan copies a range, honours the close flag, and signals complet
 }
 
 TEST_CASE("to_chan holds the whole collection and closes", "[ops][to_chan]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> ch = conch::to_chan(iota(5));
     co_await conch::sleep(10ms);
     CHECK(ch.size() == 5);  // buffered: bounded count of the collection
@@ -298,7 +298,7 @@ TEST_CASE("to_chan holds the whole collection and closes", "[ops][to_chan]") {
 
 TEST_CASE("reduce folds until the channel closes, init without calling f if empty",
           "[ops][reduce]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     int sum = co_await within(conch::reduce(std::plus<>(), 0, conch::to_chan(iota(101))));
     CHECK(sum == 5050);
     bool called = false;
@@ -318,7 +318,7 @@ TEST_CASE("reduce folds until the channel closes, init without calling f if empt
 }
 
 TEST_CASE("reduce rethrows an exception from f to its awaiter", "[ops][reduce][errors]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     auto bad = [](int, int x) -> int {
       if (x == 3) throw std::runtime_error("three");
       return x;
@@ -338,7 +338,7 @@ TEST_CASE("reduce rethrows an exception from f to its awaiter", "[ops][reduce][e
 }
 
 TEST_CASE("into appends every value to the given container", "[ops][into]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     std::vector<int> start{-1};
     auto v = co_await within(conch::into(start, conch::to_chan(iota(3))));
     CHECK(v == std::vector{-1, 0, 1, 2});

@@ -9,8 +9,8 @@
 using namespace std::chrono_literals;
 using conch::chan;
 using conch::task;
-using conch::ops_test::recv_within;
-using conch::ops_test::run2;
+using conch::test::recv_within;
+using conch::test::run_on;
 using conch::ops_test::stays_silent;
 
 namespace {
@@ -47,7 +47,7 @@ task<bool> drained_by_mix(chan<int> ch) {
 }  // namespace
 
 TEST_CASE("mix merges its inputs into out, unmix stops reading an input", "[ops][mix]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};
     m.admix(a);
@@ -72,7 +72,7 @@ TEST_CASE("mix merges its inputs into out, unmix stops reading an input", "[ops]
 }
 
 TEST_CASE("mute consumes and drops, pause leaves values in the input", "[ops][mix][toggle]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};
     m.admix(a);
@@ -105,7 +105,7 @@ TEST_CASE("mute consumes and drops, pause leaves values in the input", "[ops][mi
 
 TEST_CASE("solo (solo_mode mute): only soloed inputs reach out, others are read and dropped",
           "[ops][mix][solo]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(16), a(8), b(8), c(8);
     conch::mix m{out};
     m.admix(a);
@@ -131,7 +131,7 @@ TEST_CASE("solo (solo_mode mute): only soloed inputs reach out, others are read 
 }
 
 TEST_CASE("solo (solo_mode pause): inputs that are not soloed are not read", "[ops][mix][solo]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};
     m.solo_mode(conch::solo_mode::pause);
@@ -157,7 +157,7 @@ TEST_CASE("solo (solo_mode pause): inputs that are not soloed are not read", "[o
 }
 
 TEST_CASE("a closed input is removed, the mix ends when out is closed", "[ops][mix][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(16), a(8), b(8);
     conch::mix m{out};
     m.admix(a);

@@ -12,8 +12,8 @@ using conch::task;
 using conch::unit;
 using conch::ops_test::drain;
 using conch::ops_test::iota;
-using conch::ops_test::recv_within;
-using conch::ops_test::run2;
+using conch::test::recv_within;
+using conch::test::run_on;
 using conch::ops_test::send_within;
 using conch::ops_test::stays_silent;
 
@@ -28,7 +28,7 @@ task<void> produce(chan<int> ch, int n) {
 }  // namespace
 
 TEST_CASE("mult copies every value to every tap and closes the close=true taps", "[ops][mult][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<std::string> src;
     conch::mult m{src};
     chan<std::string> a(16), b(16), keep(16);
@@ -58,7 +58,7 @@ TEST_CASE("mult copies every value to every tap and closes the close=true taps",
 }
 
 TEST_CASE("mult offers each value to all taps at once (no tap order deadlock)", "[ops][mult]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src;
     conch::mult m{src};
     chan<int> t1, t2;  // unbuffered
@@ -79,7 +79,7 @@ TEST_CASE("mult offers each value to all taps at once (no tap order deadlock)", 
 
 TEST_CASE("a tap untapped while values flow stops receiving and does not stall the others",
           "[ops][mult][untap]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src(8);
     conch::mult m{src};
     chan<int> stays, leaves;  // unbuffered: the mult waits for each
@@ -108,7 +108,7 @@ TEST_CASE("a tap untapped while values flow stops receiving and does not stall t
 }
 
 TEST_CASE("a slow tap slows the mult (backpressure)", "[ops][mult][backpressure]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src(100);
     conch::mult m{src};
     chan<int> fast, slow;  // unbuffered
@@ -130,7 +130,7 @@ TEST_CASE("a slow tap slows the mult (backpressure)", "[ops][mult][backpressure]
 }
 
 TEST_CASE("a mult with no taps drops values, a closed tap is removed", "[ops][mult][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src;
     conch::mult m{src};
     // No taps: every send completes, the values go nowhere.
@@ -165,7 +165,7 @@ TEST_CASE("a mult with no taps drops values, a closed tap is removed", "[ops][mu
 }
 
 TEST_CASE("tapping twice updates the close flag", "[ops][mult][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> src;
     conch::mult m{src};
     chan<int> t(4);

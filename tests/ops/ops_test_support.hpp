@@ -1,5 +1,6 @@
 // tests/ops/ops_test_support.hpp
-// Helpers for the combinator tests: time-bounded receives and drains, so a bug fails a test instead of hanging it.
+// Helpers for the combinator tests: time-bounded drains, sends and waits, so a bug fails a test instead of hanging it.
+// (recv_within and run_on are the shared ones, tests/support/test_support.hpp.)
 #pragma once
 
 #include <chrono>
@@ -9,38 +10,11 @@
 
 #include "conch/chan/ops.hpp"
 #include "conch/conch.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace conch::ops_test {
 
 using namespace std::chrono_literals;
-
-/// Every test gets this long before a receive counts as hung.
-inline constexpr std::chrono::milliseconds patience = 5s;
-
-/// Runs `t` on a fresh runtime with two loop threads.
-template <class T>
-T run2(task<T> t) {
-  return conch::run(std::move(t), {.threads = 2});
-}
-
-/// What a bounded receive saw.
-template <class T>
-struct got {
-  bool timed_out = false;
-  std::optional<T> value;  // nullopt (and !timed_out): the channel is closed
-};
-
-/// Receives from `ch`, giving up after `limit`.
-template <class T>
-task<got<T>> recv_within(chan<T> ch, std::chrono::nanoseconds limit = patience) {
-  auto r = co_await select(recv(ch), recv(timeout(limit)));
-  got<T> g;
-  if (r.index() == 1)
-    g.timed_out = true;
-  else
-    g.value = std::get<0>(std::move(r));
-  co_return g;
-}
 
 /// Everything `ch` yields until it closes; `closed` is false if it did not
 /// close within `limit`.
@@ -51,7 +25,7 @@ struct drained {
 };
 
 template <class T>
-task<drained<T>> drain(chan<T> ch, std::chrono::nanoseconds limit = patience) {
+task<drained<T>> drain(chan<T> ch, std::chrono::nanoseconds limit = test::patience) {
   drained<T> d;
   chan<unit> deadline = timeout(limit);
   for (;;) {
@@ -70,7 +44,7 @@ task<drained<T>> drain(chan<T> ch, std::chrono::nanoseconds limit = patience) {
 /// timed out or closed). Pass a named value, not a braced temporary (GCC 12
 /// destroys a braced temporary in a co_await expression twice).
 template <class T>
-task<bool> send_within(chan<T> ch, T v, std::chrono::nanoseconds limit = patience) {
+task<bool> send_within(chan<T> ch, T v, std::chrono::nanoseconds limit = test::patience) {
   auto r = co_await select(send(ch, std::move(v)), recv(timeout(limit)));
   co_return r.index() == 0 && std::get<0>(r);
 }
@@ -78,9 +52,9 @@ task<bool> send_within(chan<T> ch, T v, std::chrono::nanoseconds limit = patienc
 /// Runs `t` in a go block and returns its result, or throws if it takes
 /// longer than `limit` or fails.
 template <class T>
-task<T> within(task<T> t, std::chrono::nanoseconds limit = patience) {
+task<T> within(task<T> t, std::chrono::nanoseconds limit = test::patience) {
   chan<T> r = go(std::move(t));
-  got<T> g = co_await recv_within(r, limit);
+  auto g = co_await test::recv_within(r, limit);
   if (g.timed_out) throw std::runtime_error("timed out");
   if (!g.value) throw std::runtime_error("the task failed (see the error handler's output)");
   co_return std::move(*g.value);
@@ -89,7 +63,7 @@ task<T> within(task<T> t, std::chrono::nanoseconds limit = patience) {
 /// True if nothing arrives on `ch` within `quiet` (the channel stays open and empty).
 template <class T>
 task<bool> stays_silent(chan<T> ch, std::chrono::nanoseconds quiet = 50ms) {
-  got<T> g = co_await recv_within(ch, quiet);
+  auto g = co_await test::recv_within(ch, quiet);
   co_return g.timed_out;
 }
 

@@ -17,8 +17,8 @@ using conch::task;
 using conch::unit;
 using conch::ops_test::drain;
 using conch::ops_test::iota;
-using conch::ops_test::recv_within;
-using conch::ops_test::run2;
+using conch::test::recv_within;
+using conch::test::run_on;
 
 namespace {
 
@@ -52,7 +52,7 @@ TEST_CASE("pipeline keeps input order with 8 workers on two threads", "[ops][pip
   static concurrency c;
   static std::mutex mu;
   static std::set<std::thread::id> threads;
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(4);
     // A task transform: it parks for a scrambled time, so workers finish out of order.
     auto f = [](int x) -> task<int> {
@@ -77,7 +77,7 @@ TEST_CASE("pipeline keeps input order with 8 workers on two threads", "[ops][pip
 
 TEST_CASE("pipeline keeps input order with CPU-bound transforms of uneven cost", "[ops][pipeline][order]") {
   for (std::size_t n : {1, 2, 4}) {
-    run2([](std::size_t workers) -> task<void> {
+    run_on(2, [](std::size_t workers) -> task<void> {
       chan<long> out(16);
       auto f = [](int x) {
         // Busy work of very different length per value.
@@ -98,7 +98,7 @@ TEST_CASE("pipeline keeps input order with CPU-bound transforms of uneven cost",
 }
 
 TEST_CASE("pipeline transforms may yield none, one or many outputs", "[ops][pipeline]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> odd_only(4);
     conch::pipeline(
         3, odd_only, [](int x) { return x % 2 ? std::optional<int>(x) : std::nullopt; },
@@ -136,7 +136,7 @@ TEST_CASE("a throwing pipeline transform drops that value only and is reported",
 
 TEST_CASE("pipeline with close=false leaves `to` open, the returned channel says when it is done",
           "[ops][pipeline][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(32);
     chan<unit> done = conch::pipeline(2, out, [](int x) { return x + 1; }, conch::to_chan(iota(20)), false);
     CHECK((co_await recv_within(done)).value.has_value());
@@ -150,7 +150,7 @@ TEST_CASE("pipeline with close=false leaves `to` open, the returned channel says
 }
 
 TEST_CASE("pipeline stops reading `from` once `to` is closed", "[ops][pipeline][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> from(1000);
     for (int i = 0; i < 1000; ++i) co_await from.send(i);
     chan<int> out;
@@ -167,7 +167,7 @@ TEST_CASE("pipeline stops reading `from` once `to` is closed", "[ops][pipeline][
 TEST_CASE("pipeline_blocking runs f off the loop threads and keeps order", "[ops][pipeline_blocking][order]") {
   static concurrency c;
   static std::atomic<int> on_loop{0};
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(8);
     auto f = [](int x) {
       c.enter();
@@ -217,7 +217,7 @@ task<void> slow_pair(int x, chan<int> res) {
 }  // namespace
 
 TEST_CASE("pipeline_async keeps order across asynchronous operations", "[ops][pipeline_async][order]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(4);
     // af starts the operation and returns at once (core.async style).
     auto af = [](int x, chan<int> res) { conch::go(slow_pair(x, res)); };
@@ -235,7 +235,7 @@ TEST_CASE("pipeline_async keeps order across asynchronous operations", "[ops][pi
 
 TEST_CASE("pipeline_async with a task-returning af closes each result channel for it",
           "[ops][pipeline_async]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> out(4);
     auto af = [](int x, chan<int> res) -> task<void> {
       co_await conch::sleep(jitter(x));
@@ -254,7 +254,7 @@ TEST_CASE("pipeline_async with a task-returning af closes each result channel fo
 
 TEST_CASE("pipeline_async stops when `to` closes and releases parked operations",
           "[ops][pipeline_async][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<int> from(100);
     for (int i = 0; i < 100; ++i) co_await from.send(i);
     chan<int> out;

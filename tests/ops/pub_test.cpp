@@ -12,8 +12,8 @@ using conch::chan;
 using conch::task;
 using conch::unit;
 using conch::ops_test::drain;
-using conch::ops_test::recv_within;
-using conch::ops_test::run2;
+using conch::test::recv_within;
+using conch::test::run_on;
 using conch::ops_test::stays_silent;
 
 namespace {
@@ -47,7 +47,7 @@ std::string topic_of(const msg& m) { return m.topic; }
 }  // namespace
 
 TEST_CASE("pub routes each value to the subscribers of its topic", "[ops][pub]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;
     conch::pub p{src, topic_of};  // pub<msg, std::string>
     chan<msg> a1(8), a2(8), b(8), both(8);
@@ -81,7 +81,7 @@ TEST_CASE("pub routes each value to the subscribers of its topic", "[ops][pub]")
 }
 
 TEST_CASE("values of a topic nobody subscribes are dropped and nothing blocks", "[ops][pub]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;  // unbuffered: a pub that stopped reading would make send time out
     conch::pub p{src, topic_of};
     chan<msg> a;    // unbuffered subscriber, read below
@@ -98,7 +98,7 @@ TEST_CASE("values of a topic nobody subscribes are dropped and nothing blocks", 
 }
 
 TEST_CASE("unsub_all forgets a topic without closing its subscribers", "[ops][pub][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;
     conch::pub p{src, topic_of};
     chan<msg> a(8), b(8);
@@ -127,7 +127,7 @@ TEST_CASE("unsub_all forgets a topic without closing its subscribers", "[ops][pu
 }
 
 TEST_CASE("a buffer per topic keeps a slow topic from holding up the others", "[ops][pub][buffer]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;
     // Topic "slow" gets a 5-slot channel; the others are unbuffered.
     conch::pub p{src, topic_of, [](const std::string& t) {
@@ -140,7 +140,7 @@ TEST_CASE("a buffer per topic keeps a slow topic from holding up the others", "[
     CHECK(co_await send_within(src, "fast", 1));
     CHECK(co_await next(fast) == "fast:1");
   }());
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;
     conch::pub p{src, topic_of};  // all topics unbuffered
     chan<msg> slow, fast;
@@ -159,7 +159,7 @@ TEST_CASE("a buffer per topic keeps a slow topic from holding up the others", "[
 }
 
 TEST_CASE("one buffer for every topic", "[ops][pub][buffer]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;
     conch::pub p{src, topic_of, conch::buffer::fixed(3)};
     chan<msg> s;
@@ -170,7 +170,7 @@ TEST_CASE("one buffer for every topic", "[ops][pub][buffer]") {
 }
 
 TEST_CASE("closing the source closes close=true subscribers only", "[ops][pub][close]") {
-  run2([]() -> task<void> {
+  run_on(2, []() -> task<void> {
     chan<msg> src;
     conch::pub p{src, [](const msg& m) { return m.n % 2; }};  // pub<msg, int>
     chan<msg> odd(4), even(4);

@@ -10,7 +10,7 @@
 using namespace std::chrono_literals;
 using conch::chan;
 using conch::task;
-using conch::ops_test::recv_within;
+using conch::test::recv_within;
 
 namespace {
 

@@ -11,6 +11,7 @@
 
 namespace net = conch::net;
 using namespace conch::net::test;
+using conch::test::recv_within;
 using conch::task;
 using net::detail::frame_decoder;
 

@@ -1,5 +1,6 @@
 // tests/sockets/net_test_support.hpp
-// Helpers for the sockets suites: bounded receives, an echo server, plain blocking peers.
+// Helpers for the sockets suites: an echo server, plain blocking peers, leak probes.
+// (recv_within and run_on are the shared ones, tests/support/test_support.hpp.)
 #pragma once
 
 #include <dirent.h>
@@ -19,19 +20,11 @@
 
 #include "conch/conch.hpp"
 #include "conch/net.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace conch::net::test {
 
 using namespace std::chrono_literals;
-
-/// Receives from `ch`, giving up after `limit` so a bug cannot hang a test:
-/// outer nullopt = timed out; inner nullopt = channel closed.
-template <class T>
-task<std::optional<std::optional<T>>> recv_within(chan<T> ch, std::chrono::nanoseconds limit) {
-  auto r = co_await conch::select(conch::recv(ch), conch::recv(conch::timeout(limit)));
-  if (r.index() == 1) co_return std::nullopt;
-  co_return std::get<0>(std::move(r));
-}
 
 /// Echoes every frame of `s` back, then closes `out` once `in` ends.
 inline task<void> echo_conn(socket s) {

@@ -10,6 +10,7 @@
 
 namespace net = conch::net;
 using namespace conch::net::test;
+using conch::test::recv_within;
 using conch::task;
 
 namespace {

@@ -1,20 +1,110 @@
 // tests/support/test_support.hpp
-// Shared helpers for conch's Catch2 suites.
+// The shared test vocabulary: run_on, recv_within, require_io_uring, and the buffer kinds.
+//
+//   TEST_CASE("...", "[chan]") {
+//     auto got = conch::test::run_on(2, [](chan<int> c) -> task<int> {
+//       auto r = co_await conch::test::recv_within(c);  // 5 s, then r.timed_out
+//       co_return r.value.value_or(-1);
+//     }(chan<int>()));
+//   }
+//
+// Every test binary built with conch_test(... NEEDS_IO_URING) also links
+// tests/support/io_uring_listener.cpp, which calls require_io_uring() before
+// each test case; a test program without Catch calls it itself.
 #pragma once
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "conch/conch.hpp"
 
 namespace conch::test {
 
-/// Runs `t` on a fresh runtime with `threads` loops.
+// ---- io_uring, or skip ----
+
+/// The exit code that tells CTest a test was skipped (liburing's
+/// T_EXIT_SKIP); conch_test registers it as SKIP_RETURN_CODE.
+inline constexpr int skip_exit_code = 77;
+
+/// Whether this process can start a runtime: OK, or why not (kUnavailable
+/// when io_uring is disabled by sysctl, seccomp or the kernel build). Probed
+/// once per process by starting and stopping a one-thread runtime; later
+/// calls return the cached answer. Thread-safe.
+inline const absl::Status& io_uring_status() {
+  static const absl::Status status = [] {
+    auto rt = runtime::create({.threads = 1});
+    return rt.ok() ? absl::OkStatus() : rt.status();
+  }();
+  return status;
+}
+
+/// Returns if io_uring is usable; otherwise prints the reason and ends the
+/// process with skip_exit_code, so CTest reports the test as skipped (Catch2
+/// v2 has no SKIP; CTest runs each test case in its own process). A start-up
+/// failure other than kUnavailable is a real failure and is left to the test.
+inline void require_io_uring() {
+  const absl::Status& s = io_uring_status();
+  if (s.ok() || s.code() != absl::StatusCode::kUnavailable) return;
+  std::cout.flush();
+  std::fprintf(stderr, "skipped: this test needs io_uring, which is unavailable here: %s\n",
+               std::string(s.message()).c_str());
+  std::fflush(nullptr);
+  std::_Exit(skip_exit_code);  // no static destructors: Catch is mid-run
+}
+
+// ---- running a test body ----
+
+/// Runs `t` on a fresh runtime with `threads` loops and returns its result
+/// (or rethrows its exception). Skips the test if io_uring is unavailable.
 template <class T>
 T run_on(unsigned threads, task<T> t) {
+  require_io_uring();
   return conch::run(std::move(t), {.threads = threads});
 }
+
+// ---- bounded receives ----
+
+/// How long a test waits before a receive counts as hung.
+inline constexpr std::chrono::milliseconds patience = std::chrono::seconds(5);
+
+/// What a bounded receive saw: a value, the channel's close, or nothing in
+/// time. Read it by name (`timed_out`, `value`), or as an
+/// optional<optional<T>>: engaged unless it timed out, the inner optional
+/// nullopt once the channel is closed (`REQUIRE(r.has_value()); CHECK(**r == x)`).
+template <class T>
+struct received {
+  bool timed_out = false;
+  std::optional<T> value;  // nullopt (and !timed_out): the channel is closed
+
+  bool has_value() const noexcept { return !timed_out; }
+  explicit operator bool() const noexcept { return !timed_out; }
+  std::optional<T>& operator*() & noexcept { return value; }
+  const std::optional<T>& operator*() const& noexcept { return value; }
+  std::optional<T>&& operator*() && noexcept { return std::move(value); }
+  std::optional<T>* operator->() noexcept { return &value; }
+  const std::optional<T>* operator->() const noexcept { return &value; }
+};
+
+/// Receives from `ch`, giving up after `limit`, so a bug fails a test
+/// instead of hanging it.
+template <class T>
+task<received<T>> recv_within(chan<T> ch, std::chrono::nanoseconds limit = patience) {
+  auto r = co_await select(recv(ch), recv(timeout(limit)));
+  received<T> got;
+  if (r.index() == 1)
+    got.timed_out = true;
+  else
+    got.value = std::get<0>(std::move(r));
+  co_return got;
+}
+
+// ---- channel kinds ----
 
 /// Every buffer kind the close matrix runs against, with a label.
 struct chan_kind {
@@ -37,14 +127,6 @@ inline std::vector<chan_kind> all_kinds() {
           {"dropping", false, false},
           {"sliding", false, false},
           {"promise", false, true}};
-}
-
-/// Receives from `ch` or gives up after `limit` (so a bug cannot hang a test).
-template <class T>
-task<std::optional<std::optional<T>>> recv_within(chan<T> ch, std::chrono::nanoseconds limit) {
-  auto r = co_await select(recv(ch), recv(timeout(limit)));
-  if (r.index() == 1) co_return std::nullopt;
-  co_return std::get<0>(std::move(r));
 }
 
 }  // namespace conch::test
