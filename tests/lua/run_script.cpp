@@ -40,8 +40,10 @@ task<void> value_service(chan<value> in) {
     const value* n = v->tbl().find("n");
     const value* reply = v->tbl().find("reply");
     if (n == nullptr || reply == nullptr || !reply->is_chan()) continue;
-    if (const chan<value>* r = reply->chan().get_if<value>())
-      co_await r->send(value(std::int64_t{n->integer() * 2}));
+    if (const chan<value>* r = reply->chan().get_if<value>()) {
+      value doubled(static_cast<std::int64_t>(n->integer() * 2));  // named: GCC 12 and co_await temporaries
+      co_await r->send(std::move(doubled));
+    }
   }
 }
 
