@@ -25,17 +25,12 @@
 namespace conch::net::detail {
 
 /// Per-loop recycling of string buffers: the writer gives back the strings
-/// it has sent, the decoder builds the next received chunks in them. An echo
-/// or proxy flow then allocates nothing in steady state (a 16 KiB malloc and
-/// free per chunk made glibc trim and re-fault its thread arena: ~1.4 page
-/// faults per message). Only buffers of 1-64 KiB are kept, at most 512 of
-/// them and 8 MiB in all (twice the stream ring): with 256 connections
-/// streaming, a cap of 64 let most sent buffers go back to malloc and the
-/// ring's replacements be fresh, zero-filled ones (unix 256 x 16 KiB x 16 in
-/// flight: 126k msgs/s with 64 kept, 142-147k with 256-512). Small heap
-/// strings (16 B - 1 KiB, up to 1024 of them) are kept on a list of their
-/// own: a malloc and a free per 64-byte message cost ~200 instructions (a
-/// batch of frees overflows glibc's tcache), a reuse ~20. One loop thread.
+/// it has sent, the decoder builds the next received chunks in them, so an
+/// echo or proxy flow allocates nothing in steady state. Buffers of
+/// min_capacity..max_capacity bytes are kept (at most max_kept, max_kept_bytes
+/// in all: twice the stream ring); heap strings below min_capacity go on a
+/// list of their own (at most max_small_kept). Why these bounds:
+/// bench/NOTES.md, "string pool". One loop thread.
 class string_pool {
  public:
   static constexpr std::size_t min_capacity = 1024;

@@ -14,16 +14,16 @@
 namespace conch::net::detail {
 
 namespace {
-// Stream receive buffers, shared by every socket of a loop: 256 x 16 KiB to
-// start. A completion's buffer is copied into frames and recycled before the
-// next completion is looked at, so a ring runs dry only when more receive
-// completions arrive in one reap than it has buffers (many busy sockets: a
-// multishot recv takes a buffer per chunk the kernel has queued). Then the
-// receive ends with -ENOBUFS and is re-armed; after kGrowAfter of those the
-// reactor adds a ring twice as large, up to kMaxStreamBufs buffers. The
-// buffers are std::strings, zero-filled when the ring is created: 4 MiB per
-// loop from its first stream socket on. Fewer, hot buffers beat more: 256 ran
-// at epoll's speed where 4096 (64 MiB) ran 0.6x, the buffers out of cache.
+// Stream receive buffers, shared by every socket of a loop: kStreamBufs x
+// kStreamBufSize to start. A completion's buffer is copied into frames and
+// recycled before the next completion is looked at, so a ring runs dry only
+// when more receive completions arrive in one reap than it has buffers (many
+// busy sockets: a multishot recv takes a buffer per chunk the kernel has
+// queued). Then the receive ends with -ENOBUFS and is re-armed; after
+// kGrowAfter of those the reactor adds a ring twice as large, up to
+// kMaxStreamBufs buffers. The buffers are std::strings, zero-filled when the
+// ring is created (4 MiB per loop from its first stream socket on). Few, hot
+// buffers beat many cold ones (bench/NOTES.md, "stream receive ring").
 constexpr unsigned kStreamBufs = 256;
 constexpr unsigned kMaxStreamBufs = 1024;
 constexpr unsigned kGrowAfter = 64;

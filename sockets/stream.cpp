@@ -25,14 +25,9 @@
 namespace conch::net::detail {
 
 namespace {
-// A send batch stops growing once it holds 64 KiB (its first frame goes
-// whole, however large). Bigger batches keep more sent-but-unread data in the
-// kernel and more received data waiting in user space, so both copies run
-// colder. Against a 1 MiB cap, in three interleaved comparisons of 4-5
-// rounds: unix 16 conns x 16 KiB x 16 in flight 1.05-1.15x the throughput
-// and 0.87-0.95x the CPU per message, tcp 16 x 16 KiB x 16 1.07-1.08x and
-// 0.91-0.94x, the other 16 KiB cells within noise. 32 KiB was worse than
-// either on unix sockets (0.80-0.82x of 64 KiB at 16 and 256 conns).
+// A send batch stops growing once it holds this much (its first frame goes
+// whole, however large): bigger batches leave both copies colder, smaller
+// ones enter the kernel too often (bench/NOTES.md, "send batch cap").
 constexpr std::size_t kMaxBatchBytes = 64u << 10;
 }  // namespace
 

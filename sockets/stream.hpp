@@ -90,11 +90,8 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   void maybe_finish() noexcept;
 
   // Layout: what every frame touches comes first, in as few cache lines as
-  // possible; addresses, mutex and status (cold) last. With 256 busy
-  // connections none of them stays in L1 between its messages: this order
-  // took the echo server from 42.5 to 37.5 L1 misses a message (callgrind
-  // cache simulation, unix 256 x 64 B); the real benchmark shows no change
-  // beyond its noise.
+  // possible; addresses, mutex and status (cold) last (bench/NOTES.md,
+  // "stream_conn layout").
   reactor* r_;
   buffer_ring* bufs_;      // the ring the armed recv takes buffers from
   int fd_;                 // written under mu_ (loop thread / teardown)
