@@ -93,9 +93,11 @@ inline std::int64_t ms_to_ns(lua_Number ms) noexcept {
   return static_cast<std::int64_t>(ms * 1e6);
 }
 
-/// A task whose value is the loop it runs on (block_on it to learn a
-/// runtime's first loop: the home loop of a state).
-inline conch::task<loop*> home_loop_task() { co_return conch::detail::current_loop(); }
+/// A task whose value is the loop `where` names (block_on it to choose a
+/// state's home loop; placement::here() is the runtime's first loop).
+inline conch::task<loop*> home_loop_task(placement where = placement::here()) {
+  co_return conch::detail::pick_loop(conch::detail::current_loop(), where);
+}
 
 // ---- the net library's objects (lua/netobj.cpp), for lua/netlib.cpp ----
 

@@ -78,7 +78,8 @@ void fail_setup(lua_State* L) {
 state::state(runtime& rt, state_options opts) {
   CONCH_CHECK(conch::detail::current_loop() == nullptr,
               "conch::lua::state must be created on a plain thread, not a runtime thread");
-  detail::loop* home = rt.block_on(detail::home_loop_task());
+  detail::loop* home = rt.block_on(detail::home_loop_task(opts.place));
+  conch::detail::add_resident(home, +1);  // until ~state: least_busy counts it
   L_ = luaL_newstate();
   CONCH_CHECK(L_ != nullptr, "cannot create a Lua state (out of memory)");
   setup_args a{home, &opts, nullptr};
@@ -90,8 +91,10 @@ state::state(runtime& rt, state_options opts) {
 }
 
 state::~state() {
+  detail::loop* home = host_->home();
   host_->shutdown();  // stops the go blocks on the home loop
   lua_close(L_);      // the host's __gc frees it
+  conch::detail::add_resident(home, -1);
 }
 
 absl::Status state::run_chunk(std::string_view code, std::string_view chunkname, bool is_file) {

@@ -1,8 +1,9 @@
 // sockets/serve.cpp
 // server::serve: accepted connections spread over the runtime's loops, each handled where its socket lives.
 //
-// Thread ownership: listener::spread_ and next_loop_ belong to the listener's
-// home loop (installed there by a post); spread() runs there, on each accept.
+// Thread ownership: listener::spread_ belongs to the listener's home loop
+// (installed there by a post); spread() runs there, on each accept, and
+// places the connection on the least busy loop (conch/core/placement.hpp).
 // A connection bound for another loop travels as a descriptor inside a posted
 // function (closed by fd_owner if the runtime is torn down first); its
 // stream_conn is made, started and registered on the target loop's reactor,
@@ -63,8 +64,9 @@ void listener::serve_with(std::shared_ptr<const serve_fn> h) {
 }
 
 void listener::spread(int fd) noexcept {
-  const std::span<loop* const> loops = conch::detail::loops_of(r_->home());
-  loop* t = loops[next_loop_++ % loops.size()];
+  // The loop with the fewest live go blocks (each connection keeps its
+  // reader, writer and handler there), ties round robin.
+  loop* t = conch::detail::pick_loop(r_->home(), placement::least_busy());
   if (t == r_->home()) {
     start_served(t, fd, opts_, spread_);
     return;

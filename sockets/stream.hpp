@@ -188,7 +188,6 @@ class listener final : public endpoint, public std::enable_shared_from_this<list
   std::chrono::milliseconds backoff_{0};
   bool finished_ = false;
   std::shared_ptr<const serve_fn> spread_;  // serve mode (home loop)
-  std::size_t next_loop_ = 0;               // round robin (home loop)
 };
 
 }  // namespace conch::net::detail

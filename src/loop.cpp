@@ -39,6 +39,10 @@ constexpr std::size_t kReadyBudget = 256;  // resumptions per turn
 // go blocks on one CPU), so an owner that never yields would otherwise keep it
 // from ever starting. No ticks when every loop sleeps.
 constexpr std::int64_t kStrandedCheckNs = 1'000'000;
+// A thief takes a loop's unstarted go blocks only once it has seen them left
+// waiting this long (Go's thieves wait ~3 us before taking a P's runnext): a
+// spawner that starts a chatty pair and parks gets both onto its own loop.
+constexpr std::int64_t kStealAfterNs = 20'000;
 // Completions per turn: a smaller batch re-enters the kernel more often per
 // message; bench/NOTES.md "completion budget".
 constexpr unsigned kCqeBudget = 1024;
@@ -180,15 +184,22 @@ void loop::run() {
     // Nothing local: take unstarted go blocks from a busier loop. Nudged
     // awake for a lone one, leave it to its owner until the next tick.
     const std::size_t least = why == woke::nudge ? 2 : 1;
-    bool stole = false;
+    bool stole = false, young = false;
     const std::size_t n = rt_->loops.size();
     for (std::size_t i = 1; i < n && !stole; ++i) {
       loop* victim = rt_->loops[(index_ + i) % n];
-      if (victim->spawn_count_.load(std::memory_order_relaxed) >= least)
+      if (victim->spawn_count_.load(std::memory_order_relaxed) < least) continue;
+      if (left_waiting(*victim))
         stole = victim->steal_into(*this);
+      else
+        young = true;
     }
     if (stole) {
       why = woke::work;
+      continue;
+    }
+    if (young) {  // watch them until they are old enough or their owner takes them
+      __builtin_ia32_pause();
       continue;
     }
     // After a tick or a nudge that found nothing, sleep again at once:
@@ -196,6 +207,21 @@ void loop::run() {
     if (why == woke::work && spin_for_work()) continue;
     why = sleep_until_work();
   }
+}
+
+// Loop thread. The victim's spawn_epoch_ changes whenever go blocks leave its
+// queue; the same epoch seen for kStealAfterNs means its owner has not taken
+// what it queued in that time.
+bool loop::left_waiting(loop& victim) noexcept {
+  if (seen_.size() != rt_->loops.size()) seen_.assign(rt_->loops.size(), seen_spawns{});
+  seen_spawns& s = seen_[victim.index_];
+  const std::uint32_t epoch = victim.spawn_epoch_.load(std::memory_order_relaxed);
+  const std::int64_t now = now_ns();
+  if (!s.valid || s.epoch != epoch) {
+    s = seen_spawns{epoch, now, true};
+    return false;
+  }
+  return now - s.since >= kStealAfterNs;
 }
 
 bool loop::spin_for_work() noexcept {

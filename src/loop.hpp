@@ -19,8 +19,9 @@
 //    is deep_ (every loop was asleep) and counted in deep_sleepers, which
 //    push_spawn reads under spawn_mu_ and a deep sleeper increments before
 //    it reads spawns_ under the same lock: one of the two sees the other.
-//  - live_ lists every root frame this loop registered; guarded by live_mu_
-//    because a stolen frame ends (and unlinks) on another thread.
+//  - live_ lists every root frame that runs on this loop (a stolen go block
+//    moves to the thief's list before it starts); guarded by live_mu_
+//    because a frame may be registered from another thread (start_on).
 //  - exts_ (per-loop state of higher layers, e.g. the sockets reactor) is
 //    touched by the loop thread only, and destroyed by ~loop after
 //    io_uring_queue_exit, so memory the kernel may reference (buffer rings,
@@ -101,6 +102,12 @@ class loop {
   // ---- live root frames ----
   void register_root(root_link* r) noexcept;
   void unregister_root(root_link* r) noexcept;
+  /// Root frames on live_ plus residents (add_resident): the load
+  /// placement::least_busy() compares. A hint; any thread.
+  std::size_t load() const noexcept {
+    return live_count_.load(std::memory_order_relaxed) + residents_.load(std::memory_order_relaxed);
+  }
+  void add_resident(int delta) noexcept { residents_.fetch_add(delta, std::memory_order_relaxed); }
   /// Teardown, after the thread has stopped: destroys every live frame.
   void destroy_all() noexcept;
 
@@ -139,6 +146,7 @@ class loop {
   void run();
   bool take_spawns() noexcept;
   bool move_spawns(loop& into, bool all) noexcept;
+  bool left_waiting(loop& victim) noexcept;
   void drain_remote() noexcept;
   void reap_completions() noexcept;
   void fire_timers(std::int64_t now) noexcept;
@@ -165,6 +173,12 @@ class loop {
   std::uint64_t event_buf_ = 0;
   io_op event_op_;
   std::vector<std::pair<const void*, std::unique_ptr<loop_extension>>> exts_;
+  struct seen_spawns {  // another loop's queue of unstarted go blocks, as last seen
+    std::uint32_t epoch = 0;
+    std::int64_t since = 0;
+    bool valid = false;
+  };
+  std::vector<seen_spawns> seen_;  // by loop index (left_waiting)
 
   // remote queue
   std::mutex remote_mu_;
@@ -180,10 +194,13 @@ class loop {
   spin_mutex spawn_mu_;
   handle_queue spawns_;
   std::atomic<std::size_t> spawn_count_{0};
+  std::atomic<std::uint32_t> spawn_epoch_{0};  // bumped under spawn_mu_ when go blocks leave
 
   // live root frames
   spin_mutex live_mu_;
   root_link live_head_;  // sentinel of a circular list
+  std::atomic<std::size_t> live_count_{0};  // written under live_mu_
+  std::atomic<std::size_t> residents_{0};   // Lua states homed here
 };
 
 class blocking_pool;
@@ -199,6 +216,10 @@ class runtime_impl {
   std::atomic<int> sleepers{0};
   std::atomic<int> deep_sleepers{0};  // sleepers with no stranded-spawn tick
   blocking_pool* pool = nullptr;
+  std::atomic<unsigned> next_placement{0};  // round robin among equally busy loops
+
+  /// The loop `where` names, seen from loop `from` of this runtime.
+  loop* pick(loop* from, placement where) noexcept;
 
   /// After a go block was queued on `from`: wake one sleeping loop to steal.
   void wake_idle(loop* from) noexcept;

@@ -53,6 +53,7 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
         if (spawns_.size() <= kMaxQueuedSpawns / 2) break;
         a = spawns_.pop().address();
         spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
+        spawn_epoch_.store(spawn_epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       }
       resume_chain(std::coroutine_handle<>::from_address(a));
     }
@@ -63,7 +64,8 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
 // Moves up to kSpawnBatch unstarted go blocks, oldest first, from this
 // loop's spawns_ to `into`'s ready queue (the caller is `into`'s thread):
 // half of them, or all when `all` (nobody else could take them). Takes and
-// releases spawn_mu_; `into`'s queue is filled after.
+// releases spawn_mu_; `into`'s queue is filled after, and stolen frames move
+// from this loop's live list to into's (live_mu_ of each, one at a time).
 bool loop::move_spawns(loop& into, bool all) noexcept {
   void* batch[kSpawnBatch];
   std::size_t k = 0;
@@ -72,8 +74,16 @@ bool loop::move_spawns(loop& into, bool all) noexcept {
     std::size_t want = std::min(kSpawnBatch, all ? spawns_.size() : (spawns_.size() + 1) / 2);
     while (k < want) batch[k++] = spawns_.pop().address();
     spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
+    if (k != 0) spawn_epoch_.store(spawn_epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  for (std::size_t i = 0; i < k; ++i) into.ready_.push(std::coroutine_handle<>::from_address(batch[i]));
+  for (std::size_t i = 0; i < k; ++i) {
+    if (&into != this) {  // a stolen go block joins the live list of the loop it runs on
+      auto& p = std::coroutine_handle<root_promise>::from_address(batch[i]).promise();
+      unregister_root(&p);
+      into.register_root(&p);
+    }
+    into.ready_.push(std::coroutine_handle<>::from_address(batch[i]));
+  }
   return k != 0;
 }
 
@@ -96,6 +106,7 @@ void loop::register_root(root_link* r) noexcept {
   r->prev = &live_head_;
   live_head_.next->prev = r;
   live_head_.next = r;
+  live_count_.store(live_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 void loop::unregister_root(root_link* r) noexcept {
@@ -103,6 +114,7 @@ void loop::unregister_root(root_link* r) noexcept {
   r->prev->next = r->next;
   r->next->prev = r->prev;
   r->owner = nullptr;
+  live_count_.store(live_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
 // Teardown: takes live_mu_ per frame (released before destroying it), then
@@ -160,6 +172,72 @@ void start_on(loop* l, root r) noexcept {
   else
     l->push_remote(r.h);
 }
+
+// ---- placement ----
+
+// Any thread of the runtime. least_busy reads every loop's load (relaxed: a
+// snapshot is all placement needs), not counting the frame that asks (it
+// runs on the calling loop), and breaks ties round robin from a cursor every
+// call advances: placing n go blocks on an idle runtime of n loops puts one
+// on each.
+loop* runtime_impl::pick(loop* from, placement where) noexcept {
+  const std::size_t n = loops.size();
+  switch (where.how()) {
+    case placement::kind::caller:
+      return from;
+    case placement::kind::fixed:
+      return loops[where.index() % n];
+    case placement::kind::least_busy:
+      break;
+  }
+  auto load_of = [](loop* l) {
+    std::size_t load = l->load();
+    return l == tl_loop && load > 0 ? load - 1 : load;  // minus the caller
+  };
+  const std::size_t start = next_placement.fetch_add(1, std::memory_order_relaxed) % n;
+  loop* best = loops[start];
+  std::size_t best_load = load_of(best);
+  for (std::size_t i = 1; i < n && best_load != 0; ++i) {
+    loop* l = loops[(start + i) % n];
+    if (std::size_t load = load_of(l); load < best_load) {
+      best = l;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+loop* pick_loop(loop* from, placement where) noexcept { return from->rt()->pick(from, where); }
+
+void add_resident(loop* l, int delta) noexcept { l->add_resident(delta); }
+
+void spawn_placed(placement where, root r) noexcept {
+  loop* l = tl_loop;
+  CONCH_CHECK(l != nullptr,
+              "go_on() called outside a runtime thread; start the first task with "
+              "runtime::block_on or conch::run");
+  start_on(l->rt()->pick(l, where), r);
+}
+
+}  // namespace conch::detail
+
+namespace conch {
+
+unsigned this_loop() {
+  detail::loop* l = detail::tl_loop;
+  CONCH_CHECK(l != nullptr, "conch::this_loop() called outside a runtime thread");
+  return l->index();
+}
+
+unsigned loop_count() {
+  detail::loop* l = detail::tl_loop;
+  CONCH_CHECK(l != nullptr, "conch::loop_count() called outside a runtime thread");
+  return static_cast<unsigned>(l->rt()->loops.size());
+}
+
+}  // namespace conch
+
+namespace conch::detail {
 
 root_promise::~root_promise() {
   if (owner != nullptr) owner->unregister_root(this);

@@ -1,10 +1,11 @@
 // conch/chan/go.hpp
-// go, thread and timeout: the things that return channels.
+// go, go_on, thread and timeout: the things that return channels.
 //
 //   conch::chan<int> r = conch::go(compute(7));            // a task
 //   auto r2 = conch::go([x](int y) -> conch::task<int> {   // f(args...) -> task
 //     co_return x + y; }, 5);                               // (captures are safe)
 //   auto r3 = conch::thread([] { return blocking_read(); }); // blocking pool
+//   auto r4 = conch::go_on(conch::placement::least_busy(), compute(8));  // side by side
 //   co_await conch::select(conch::recv(r), conch::recv(conch::timeout(50ms)));
 #pragma once
 
@@ -16,6 +17,7 @@
 
 #include "conch/chan/chan.hpp"
 #include "conch/chan/detail/go_body.hpp"
+#include "conch/core/placement.hpp"
 #include "conch/core/runtime.hpp"
 #include "conch/core/task.hpp"
 
@@ -58,6 +60,39 @@ auto go(F&& f, A&&... a) {
   chan<std::conditional_t<std::is_void_v<R>, unit, R>> out(1);
   detail::spawn_here(detail::go_invoke_body<R, std::decay_t<F>, std::decay_t<A>...>(
       out, std::forward<F>(f), std::forward<A>(a)...));
+  return out;
+}
+
+/// Starts `t` as a go block on the loop `where` names (conch/core/placement.hpp)
+/// and returns a channel that receives its result once, then closes, as go()
+/// does. The go block starts on that loop and stays there: use it for work
+/// meant to run side by side (placement::least_busy()) or to keep a partner
+/// on the caller's thread (placement::here()). Must be called on a runtime
+/// thread.
+template <class T>
+chan<T> go_on(placement where, task<T> t) {
+  chan<T> out(1);
+  detail::spawn_placed(where, detail::go_body<T>(std::move(t), out));
+  return out;
+}
+
+/// go_on of a task<void>: the channel gets unit{}, then closes.
+inline chan<unit> go_on(placement where, task<void> t) {
+  chan<unit> out(1);
+  detail::spawn_placed(where, detail::go_body_void(std::move(t), out));
+  return out;
+}
+
+/// go_on(where, f(a...)): f and a live in the go block's frame, as for go(f, a...).
+template <class F, class... A>
+  requires(!detail::is_task<std::decay_t<F>>::value)
+auto go_on(placement where, F&& f, A&&... a) {
+  using task_t = detail::go_task_t<std::decay_t<F>&, std::decay_t<A>...>;
+  static_assert(detail::is_task<task_t>::value, "go_on(where, f, args...) needs f(args...) to return a conch::task");
+  using R = typename task_t::value_type;
+  chan<std::conditional_t<std::is_void_v<R>, unit, R>> out(1);
+  detail::spawn_placed(where, detail::go_invoke_body<R, std::decay_t<F>, std::decay_t<A>...>(
+                                  out, std::forward<F>(f), std::forward<A>(a)...));
   return out;
 }
 

@@ -32,8 +32,9 @@ namespace conch {
 /// the results to `to` in input order (core.async pipeline). f(v) may return
 /// a U (one output), a std::optional<U> (none or one), a range of U (any
 /// number, like a mapcat transducer), or a conch::task of one of these (the
-/// worker awaits it). f runs in n go blocks on the runtime's loop threads, so
-/// it must be safe to call concurrently and must not block the thread (use
+/// worker awaits it). f runs in n go blocks placed on the runtime's loops in
+/// turn, starting with the caller's (conch/core/placement.hpp), so with n >= 2
+/// a CPU-bound f runs on several cores at once; it must be safe to call concurrently and must not block the thread (use
 /// pipeline_blocking for that). A throwing f produces no output for that
 /// value (the exception goes to the runtime's error handler).
 ///
@@ -72,7 +73,9 @@ chan<unit> pipeline_async(std::size_t n, chan<U> to, F af, chan<T> from, bool cl
   chan<detail::async_job<T, U>> jobs(n);
   chan<chan<U>> results(n);
   auto afp = std::make_shared<F>(std::move(af));
-  for (std::size_t i = 0; i < n; ++i) go(detail::async_worker<T, U, F>(afp, jobs));
+  const unsigned home = this_loop();
+  for (std::size_t i = 0; i < n; ++i)
+    go_on(detail::worker_placement(home, i), detail::async_worker<T, U, F>(afp, jobs));
   go(detail::async_reader<T, U>(std::move(from), jobs, results));
   return go(detail::async_collector<U>(std::move(results), std::move(to), close));
 }

@@ -16,7 +16,8 @@
 //   in.send_blocking(21);                 // C++ -> Lua; out.recv_blocking() == 42
 //
 // Threads. The state's go blocks run on one loop thread of the runtime (its
-// home loop). Calls on a `state` come from plain threads (not loop threads),
+// home loop, the least busy one when the state is made unless
+// state_options::place says otherwise: states spread over the loops). Calls on a `state` come from plain threads (not loop threads),
 // one at a time (they are serialised). While a call runs Lua on the calling
 // thread, go blocks wait; between calls they run on the home loop. Inside a
 // call, a channel operation that would park outside any go block hands the
@@ -38,6 +39,7 @@
 
 #include "absl/status/status.h"
 #include "conch/chan/chan.hpp"
+#include "conch/core/placement.hpp"
 #include "conch/core/runtime.hpp"
 #include "conch/lua/value.hpp"
 
@@ -53,6 +55,10 @@ class host;
 struct state_options {
   /// Open Lua's standard libraries (base, coroutine, string, table, ...).
   bool open_libs = true;
+  /// The state's home loop, where its go blocks run (one thread at a time).
+  /// The default spreads states over the runtime's loops, so several states
+  /// run side by side; placement::loop(i) keeps states together.
+  placement place = placement::least_busy();
   /// Called with the message and traceback of every error that escapes a go
   /// block (on the home loop thread). Default: print to stderr. A Lua handler
   /// set with conch.on_error(fn) takes precedence.

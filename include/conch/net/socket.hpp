@@ -90,8 +90,8 @@ struct server {
   void close();
 
   /// Serves every connection with `handler`, spread over the runtime's
-  /// threads: from now on each accepted connection goes to the next loop in
-  /// turn, where its socket lives and `handler(socket)` runs as a go block
+  /// threads: from now on each accepted connection goes to the loop with the
+  /// fewest live go blocks (placement::least_busy()), where its socket lives and `handler(socket)` runs as a go block
   /// that stays on that thread (socket I/O and handler never cross threads;
   /// with `connections`, every socket lives on the listening thread).
   /// Connections already waiting on `connections` are handled on the

@@ -166,6 +166,13 @@ task<void> pipeline_collector(chan<chan<B>> results, chan<chan<B>> spare, chan<U
   if (close) to.close();
 }
 
+/// Where pipeline worker i goes: loop home + i, so the first worker shares
+/// the caller's loop (n = 1 costs no cross-CPU hop) and n workers cover
+/// min(n, loops) CPUs.
+inline placement worker_placement(unsigned home, std::size_t i) noexcept {
+  return placement::loop(home + static_cast<unsigned>(i));  // modulo the loops
+}
+
 template <bool Blocking, class U, class F, class T>
 chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool close) {
   using X = typename transform_result<F, T>::type;
@@ -178,11 +185,12 @@ chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool clo
   chan<chan<B>> results(n);
   chan<chan<B>> spare(n + 2);  // at most n + 2 slots are ever alive
   auto fp = std::make_shared<F>(std::move(f));
+  const unsigned home = this_loop();
   for (std::size_t i = 0; i < n; ++i) {
-    if constexpr (Blocking)
+    if constexpr (Blocking)  // f runs on the blocking pool: the worker only waits
       go(pipeline_blocking_worker<U, B, F, T>(fp, jobs));
-    else
-      go(pipeline_worker<U, B, F, T>(fp, jobs));
+    else  // one worker per loop in turn, from this one: f runs side by side
+      go_on(worker_placement(home, i), pipeline_worker<U, B, F, T>(fp, jobs));
   }
   go(pipeline_reader<T, B>(std::move(from), jobs, results, spare));
   return go(pipeline_collector<U, B>(std::move(results), std::move(spare), std::move(to), close));

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "conch/core/detail/scheduler.hpp"
+#include "conch/core/placement.hpp"
 #include "conch/core/task.hpp"
 
 namespace conch::detail {
@@ -50,6 +51,10 @@ void spawn_here(root r) noexcept;
 
 /// Starts `r` on the first loop of `rt` (the block_on path; any thread).
 void spawn_on_runtime(runtime_impl* rt, root r) noexcept;
+
+/// Starts `r` on the loop `where` names, pinned there (the go_on path).
+/// Aborts off a runtime.
+void spawn_placed(placement where, root r) noexcept;
 
 // ---- block_on ----
 

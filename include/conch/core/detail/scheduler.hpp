@@ -9,6 +9,7 @@
 #include <exception>
 
 #include "absl/functional/any_invocable.h"
+#include "conch/core/placement.hpp"
 
 namespace conch::detail {
 
@@ -31,6 +32,14 @@ void schedule(loop* home, std::coroutine_handle<> h) noexcept;
 void report_exception(std::exception_ptr e) noexcept;
 /// Same, for the runtime that owns loop `l` (from a blocking-pool thread).
 void report_exception_from(loop* l, std::exception_ptr e) noexcept;
+
+/// The loop of `from`'s runtime that `where` names (placement::here() is
+/// `from`). Any thread of that runtime's loops.
+loop* pick_loop(loop* from, placement where) noexcept;
+/// Counts something long-lived that runs on `l` but is not a go block (a Lua
+/// state) in l's load for placement::least_busy(), as one live go block:
+/// +1 when it settles on `l`, -1 when it leaves. Any thread.
+void add_resident(loop* l, int delta) noexcept;
 
 /// Runs `job` on the current runtime's blocking pool. Off a runtime, aborts.
 /// If the runtime is shutting down, `job` is destroyed without running.
