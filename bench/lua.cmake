@@ -13,3 +13,14 @@ if(TARGET conch_lua)
     endforeach()
   endif()
 endif()
+
+# Four CPU-bound Lua states against one on a 2-thread runtime (issue 20).
+if(TARGET conch_lua)
+  add_executable(conch_bench_lua_states ${CMAKE_CURRENT_SOURCE_DIR}/lua_states_bench.cpp)
+  target_link_libraries(conch_bench_lua_states PRIVATE conch::conch conch_warnings)
+  if(CONCH_BUILD_TESTS)
+    add_test(NAME bench_lua_states COMMAND conch_bench_lua_states 1 4)
+    set_tests_properties(bench_lua_states PROPERTIES LABELS bench TIMEOUT 120
+      PASS_REGULAR_EXPRESSION "bench=lua_states param=states:4,place:least_busy value=")
+  endif()
+endif()

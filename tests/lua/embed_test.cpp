@@ -165,3 +165,63 @@ TEST_CASE("many states on one runtime, each with its own go blocks", "[lua][embe
   for (int k = 0; k < 40; ++k) sum += *out.recv_blocking();
   CHECK(sum == 10 * (0 + 1 + 2 + 3));
 }
+
+TEST_CASE("Lua states on one runtime spread over its loops and run side by side", "[lua][embed][placement]") {
+  // Each state's go block holds its loop (it never parks) until it sees the
+  // other state's go block running: two states homed on one loop could not
+  // both get there, and would give up after 10 s of CPU.
+  conch::runtime rt({.threads = 2});
+  conch::lua::state a(rt), b(rt);
+  chan<std::int64_t> a_up(1), b_up(1), done(2);
+  const char* spin = R"(
+    local conch = require "conch"
+    conch.go(function()
+      mine:send(1)
+      local t0 = os.clock()
+      while not theirs:try_recv() do
+        if os.clock() - t0 > 10 then done:send(0) return end
+      end
+      done:send(1)
+    end))";
+  a.set("mine", a_up);
+  a.set("theirs", b_up);
+  a.set("done", done);
+  b.set("mine", b_up);
+  b.set("theirs", a_up);
+  b.set("done", done);
+  require_ok(a.run_string(spin));
+  require_ok(b.run_string(spin));
+  CHECK(done.recv_blocking() == std::optional<std::int64_t>(1));
+  CHECK(done.recv_blocking() == std::optional<std::int64_t>(1));
+}
+
+TEST_CASE("state_options::place keeps states on the loop it names", "[lua][embed][placement]") {
+  // The same two spinners, both placed on loop 1: one spins alone until it
+  // gives up (after `limit` s of CPU), then the other runs and finds the
+  // first one's flag at once.
+  conch::runtime rt({.threads = 2});
+  conch::lua::state a(rt, {.place = conch::placement::loop(1)});
+  conch::lua::state b(rt, {.place = conch::placement::loop(1)});
+  chan<std::int64_t> a_up(1), b_up(1), done(2);
+  const char* spin = R"(
+    local conch = require "conch"
+    conch.go(function()
+      mine:send(1)
+      local t0 = os.clock()
+      while not theirs:try_recv() do
+        if os.clock() - t0 > 0.3 then done:send(0) return end
+      end
+      done:send(1)
+    end))";
+  a.set("mine", a_up);
+  a.set("theirs", b_up);
+  a.set("done", done);
+  b.set("mine", b_up);
+  b.set("theirs", a_up);
+  b.set("done", done);
+  require_ok(a.run_string(spin));
+  require_ok(b.run_string(spin));
+  std::optional<std::int64_t> first = done.recv_blocking(), second = done.recv_blocking();
+  CHECK(first == std::optional<std::int64_t>(0));   // spun alone: the other could not run
+  CHECK(second == std::optional<std::int64_t>(1));
+}
