@@ -7,8 +7,10 @@
 //   // squares receives 1, 4, 9 (in input order), then closes; done closes after the last one
 //
 // Order: pipeline, pipeline_blocking and pipeline_async deliver outputs in
-// input order whatever n is, with at most about 2n values in flight (the
-// jobs and results queues of core.async's design, n each). A job's result
+// input order whatever n is, with a bounded number in flight: core.async's
+// jobs queue of n, and for pipeline and pipeline_blocking a results queue of
+// 4n (pipeline_async: n), so workers on other loops keep going while the
+// collector's loop computes. A job's result
 // travels on a one-slot channel that is recycled, so a steady-state pipeline
 // allocates no channels.
 //

@@ -166,6 +166,9 @@ task<void> pipeline_collector(chan<chan<B>> results, chan<chan<B>> spare, chan<U
   if (close) to.close();
 }
 
+/// Results in flight per worker (see start_pipeline).
+inline constexpr std::size_t kResultWindow = 4;
+
 /// Where pipeline worker i goes: loop home + i, so the first worker shares
 /// the caller's loop (n = 1 costs no cross-CPU hop) and n workers cover
 /// min(n, loops) CPUs.
@@ -182,8 +185,12 @@ chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool clo
   using B = batch_t<U, X>;
   CONCH_CHECK(n > 0, "pipeline needs at least one worker");
   chan<pipeline_job<T, B>> jobs(n);
-  chan<chan<B>> results(n);
-  chan<chan<B>> spare(n + 2);  // at most n + 2 slots are ever alive
+  // Results waiting for the collector: kResultWindow x n, not core.async's n.
+  // The collector shares a loop with a worker; while that worker computes,
+  // the others keep going only if the reader can run ahead of the collector.
+  const std::size_t window = kResultWindow * n;
+  chan<chan<B>> results(window);
+  chan<chan<B>> spare(window + 2);  // at most window + 2 slots are ever alive
   auto fp = std::make_shared<F>(std::move(f));
   const unsigned home = this_loop();
   for (std::size_t i = 0; i < n; ++i) {
