@@ -167,6 +167,16 @@ class frame_decoder {
                                         " bytes, over max_frame (" + std::to_string(max_) + ")");
   }
 
+  /// The frame held so far plus [p, p+seg): one copy, in a pooled buffer
+  /// when nothing was held.
+  std::string complete(const char* p, std::size_t seg) {
+    if (partial_.empty()) return make(p, seg);
+    partial_.append(p, seg);
+    std::string f = std::move(partial_);
+    partial_.clear();
+    return f;
+  }
+
   /// The most bytes a frame of `len` bytes ending in `last` may hold before
   /// its delimiter: max_, plus one for lines' '\r', which belongs to the
   /// line end (max_frame counts no delimiter).
@@ -187,14 +197,7 @@ class frame_decoder {
       const std::size_t len = partial_.size() + seg;
       const char last = seg > 0 ? p[seg - 1] : partial_.empty() ? '\0' : partial_.back();
       if (len > room(len, last)) return too_big(len - (last == '\r' ? 1 : 0));
-      std::string f;
-      if (partial_.empty()) {
-        f = make(p, seg);
-      } else {
-        partial_.append(p, seg);
-        f = std::move(partial_);
-        partial_.clear();
-      }
+      std::string f = complete(p, seg);
       if (kind_ == framing::kind::lines && !f.empty() && f.back() == '\r') f.pop_back();
       emit(std::move(f));
       p += seg + 1;
@@ -225,14 +228,7 @@ class frame_decoder {
         return absl::OkStatus();
       }
       if (partial_.size() + seg > max_) return too_big(partial_.size() + seg);
-      std::string f;
-      if (partial_.empty()) {
-        f = make(p, seg);
-      } else {
-        partial_.append(p, seg);
-        f = std::move(partial_);
-        partial_.clear();
-      }
+      std::string f = complete(p, seg);
       emit(std::move(f));
       skip_lf_ = p[seg] == '\r';
       p += seg + 1;
