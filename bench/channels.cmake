@@ -17,9 +17,9 @@ else()
                  "(apt-get install libboost-fiber1.81-dev)")
 endif()
 
-# Smoke runs at a small n: each workload checks the sum it received, so these
-# catch a broken benchmark (or channel) in seconds. Labelled `bench`, so
-# `make test` leaves them out; run them with `ctest -L bench`.
+# Smoke runs at a small n: each workload checks the sum it received and
+# exits 1 on a mismatch, so these catch a broken benchmark (or channel) in
+# seconds. Labelled `bench`; `make test` runs them (`ctest -L bench` alone).
 if(CONCH_BUILD_TESTS)
   foreach(w A B C D E F)
     foreach(t 1 2)

@@ -35,7 +35,10 @@ if command -v taskset >/dev/null && [ "$ncpu" -ge 2 ]; then pin_srv=(taskset -c 
 declare -A bin=([conch]=$B/conch_bench_sock_echo [epoll]=$B/conch_bench_sock_epoll_server
                 [uring]=$B/conch_bench_sock_uring_server)
 results=$(mktemp)
-trap 'rm -f "$results" /tmp/conch-bench-$$-*' EXIT
+pid=""
+# A failed cell (the load generator exits 1 on a wrong echo) ends the script:
+# stop its server too.
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -f "$results" /tmp/conch-bench-$$-*' EXIT
 
 # start_server SRV TR: starts SRV for transport TR; sets pid and target.
 start_server() {
@@ -76,6 +79,7 @@ for tr in $TRANSPORTS; do
         line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
         echo "run=$run server=$srv transport=$tr $line" | tee -a "$results"
         kill $pid; wait $pid 2>/dev/null || true
+        pid=""
       done
     done
   done

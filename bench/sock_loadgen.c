@@ -6,7 +6,12 @@
 // Single thread, epoll, non-blocking sockets. Each connection keeps `depth`
 // messages in flight: it sends a message, and one message is complete when
 // `size` more bytes have come back (echo servers return the bytes in order,
-// whatever chunks they use). Latency is send-to-last-byte per message. After
+// whatever chunks they use). Every byte that comes back is compared with the
+// one sent: message k of connection c is the pattern (byte i = i mod 251)
+// starting at offset (7k + 3c) mod 251, so a lost, repeated, reordered or
+// altered chunk shows. A mismatch, more bytes than were sent, or no message
+// echoed in the measurement window ends the run with exit status 1 and a
+// line on stderr. Latency is send-to-last-byte per message. After
 // a warm-up of a quarter of the run (at least 0.3 s) the measurement window
 // starts; if a server pid is given, the server's CPU time (the sum of
 // /proc/<pid>/task/*/schedstat, in ns, all its threads and io_uring workers)
@@ -33,6 +38,9 @@
 
 typedef struct {
   int fd;
+  unsigned id;         // connection number, part of the pattern offset
+  uint64_t out_seq;    // messages fully written
+  uint64_t in_seq;     // messages fully echoed
   uint64_t* sent_at;   // ring of send times, one per message in flight
   unsigned head, count;
   size_t out_off;      // bytes of the current outgoing message already written
@@ -43,12 +51,18 @@ typedef struct {
 
 static size_t g_size;
 static unsigned g_depth;
-static char* g_msg;
+static unsigned char* g_pat;  // g_size + 251 bytes: byte i is i mod 251
+static uint64_t g_checked;     // bytes compared
 static int g_ep;
 static int g_measuring;
 static uint64_t g_done;
 static uint64_t* g_lat;
 static size_t g_nlat, g_caplat;
+
+// Where message `seq` of connection `c` starts in g_pat.
+static const unsigned char* msg_of(const conn* c, uint64_t seq) {
+  return g_pat + (seq * 7 + c->id * 3) % 251;
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -126,7 +140,7 @@ static void pump_out(conn* c) {
       c->sent_at[(c->head + c->count) % g_depth] = now_ns();
       c->count++;
     }
-    ssize_t n = send(c->fd, g_msg + c->out_off, g_size - c->out_off, MSG_NOSIGNAL);
+    ssize_t n = send(c->fd, msg_of(c, c->out_seq) + c->out_off, g_size - c->out_off, MSG_NOSIGNAL);
     if (n < 0) {
       if (c->out_off == 0) c->count--;  // not started after all
       if (errno == EAGAIN) break;
@@ -136,13 +150,43 @@ static void pump_out(conn* c) {
     c->out_off += (size_t)n;
     if (c->out_off < g_size) break;
     c->out_off = 0;
+    c->out_seq++;
     c->want_send--;
   }
   arm(c, c->want_send > 0);
 }
 
+// Compares `n` echoed bytes with what was sent, from the oldest message in
+// flight on; exits 1 on the first difference.
+static void check_echo(const conn* c, const unsigned char* p, size_t n) {
+  uint64_t seq = c->in_seq;
+  size_t off = c->in_bytes;
+  uint64_t sent_bytes = c->out_seq * g_size + c->out_off;
+  if (seq * g_size + off + n > sent_bytes) {
+    fprintf(stderr, "sock_loadgen: connection %u got %llu bytes back, more than the %llu sent\n",
+            c->id, (unsigned long long)(seq * g_size + off + n), (unsigned long long)sent_bytes);
+    exit(1);
+  }
+  while (n > 0) {
+    size_t k = g_size - off < n ? g_size - off : n;
+    const unsigned char* want = msg_of(c, seq) + off;
+    if (memcmp(p, want, k) != 0) {
+      size_t i = 0;
+      while (p[i] == want[i]) ++i;
+      fprintf(stderr, "sock_loadgen: connection %u, message %llu, byte %zu: got 0x%02x, sent 0x%02x\n",
+              c->id, (unsigned long long)seq, off + i, p[i], want[i]);
+      exit(1);
+    }
+    g_checked += k;
+    p += k;
+    n -= k;
+    off = 0;
+    ++seq;
+  }
+}
+
 static void on_readable(conn* c) {
-  static char buf[1 << 16];
+  static unsigned char buf[1 << 16];
   for (;;) {
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);
     if (n < 0) {
@@ -154,9 +198,11 @@ static void on_readable(conn* c) {
       fprintf(stderr, "sock_loadgen: server closed a connection\n");
       exit(1);
     }
+    check_echo(c, buf, (size_t)n);
     c->in_bytes += (size_t)n;
     while (c->in_bytes >= g_size && c->count > 0) {
       c->in_bytes -= g_size;
+      c->in_seq++;
       uint64_t t0 = c->sent_at[c->head];
       c->head = (c->head + 1) % g_depth;
       c->count--;
@@ -191,12 +237,13 @@ int main(int argc, char** argv) {
   g_depth = (unsigned)atoi(argv[4]);
   double seconds = atof(argv[5]);
   int pid = argc > 6 ? atoi(argv[6]) : 0;
-  g_msg = malloc(g_size);
-  memset(g_msg, 'm', g_size);
+  g_pat = malloc(g_size + 251);
+  for (size_t i = 0; i < g_size + 251; ++i) g_pat[i] = (unsigned char)(i % 251);
   g_ep = epoll_create1(0);
   conn* conns = calloc((size_t)nconn, sizeof *conns);
   for (int i = 0; i < nconn; ++i) {
     conn* c = &conns[i];
+    c->id = (unsigned)i;
     c->fd = dial(target);
     if (c->fd < 0) {
       perror("connect");
@@ -240,5 +287,10 @@ int main(int argc, char** argv) {
          "p50_us=%.1f p99_us=%.1f server_cpu_ns_per_msg=%.0f\n",
          target, nconn, g_size, g_depth, msgs, msgs * (double)g_size / 1e6, p50, p99,
          g_done && pid > 0 ? (double)(cpu1 - cpu0) / (double)g_done : 0.0);
+  if (g_done == 0) {
+    fprintf(stderr, "sock_loadgen: no message came back in %.2f s\n", secs);
+    return 1;
+  }
+  fprintf(stderr, "sock_loadgen: %llu bytes echoed, all as sent\n", (unsigned long long)g_checked);
   return 0;
 }

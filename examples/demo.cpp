@@ -1,6 +1,7 @@
 // examples/demo.cpp
 // A short end-to-end tour of conch: buffers, go, select, threads, blocking ops.
-// Part 6 makes a socket round trip: sockets are channels too.
+// Part 6 makes a socket round trip: sockets are channels too. Exits 1 if
+// the round trips (part 5's and part 6's) do not give what they should.
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -86,13 +87,14 @@ task<void> tour(chan<int> requests, chan<int> replies) {
   }, requests, replies);
 }
 
-task<void> socket_round_trip() {
+// True if the server echoed the client's line.
+task<bool> socket_round_trip() {
   std::printf("6. sockets are channels: a line echo server and a client on TCP loopback\n");
   auto lines = conch::net::options{.frame = conch::net::framing::lines()};
   absl::StatusOr<conch::net::server> srv = conch::net::listen("127.0.0.1:0", lines);
   if (!srv.ok()) {
     std::printf("  listen failed: %s\n", std::string(srv.status().message()).c_str());
-    co_return;
+    co_return false;
   }
   auto serve = [](conch::net::server s) -> task<void> {  // every connection: echo its lines
     while (std::optional<conch::net::socket> c = co_await s.connections.recv())
@@ -109,14 +111,15 @@ task<void> socket_round_trip() {
   absl::StatusOr<conch::net::socket> c = co_await conch::net::connect(where, lines);
   if (!c.ok()) {
     std::printf("  connect failed: %s\n", std::string(c.status().message()).c_str());
-    co_return;
+    co_return false;
   }
   std::string hello = "hello from " + thread_name();
-  co_await c->out.send(std::move(hello));
+  co_await c->out.send(hello);
   std::optional<std::string> back = co_await c->in.recv();
   std::printf("  server on %s replied: %s\n", where.c_str(), back.value_or("(nothing)").c_str());
   c->close();
   srv->close();
+  co_return back == "echo: " + hello;
 }
 
 int main() {
@@ -125,11 +128,14 @@ int main() {
   chan<int> requests, replies;
   rt.block_on(tour(requests, replies));
   std::printf("5. blocking ops from a plain std::thread\n");
+  int doubled = -1;
   std::thread plain([&] {
     requests.send_blocking(21);  // parks this OS thread, never a loop thread
-    std::printf("  %s sent 21, got %d\n", thread_name().c_str(), replies.recv_blocking().value_or(-1));
+    doubled = replies.recv_blocking().value_or(-1);
+    std::printf("  %s sent 21, got %d\n", thread_name().c_str(), doubled);
     requests.close();
   });
   plain.join();
-  rt.block_on(socket_round_trip());
+  bool echoed = rt.block_on(socket_round_trip());
+  return doubled == 42 && echoed ? 0 : 1;
 }

@@ -41,7 +41,8 @@ task<int> subscriber(std::string name, chan<entry> in) {
   co_return n;
 }
 
-task<void> run_pipeline() {
+// True if every ERROR and WARN line reached its subscriber.
+task<bool> run_pipeline() {
   std::vector<std::string> lines = {
       "INFO service started",  "WARN disk 81% full",       "INFO user alice logged in",
       "ERROR payment timeout", "INFO user bob logged in",  "WARN slow query (2.3s)",
@@ -75,9 +76,9 @@ task<void> run_pipeline() {
   std::optional<int> w = co_await n_warnings.recv();
   std::printf("done       | %d errors, %d warnings, %zu info lines dropped\n", *e, *w,
               lines.size() - static_cast<std::size_t>(*e + *w));
+  co_return *e == 2 && *w == 2;  // the lines above hold two of each
 }
 
 int main() {
-  conch::run(run_pipeline(), {.threads = 2});
-  return 0;
+  return conch::run(run_pipeline(), {.threads = 2}) ? 0 : 1;
 }

@@ -37,6 +37,7 @@ task<int> selector() {
   auto polled = conch::try_select(conch::recv(numbers), conch::send(log, std::string("early")));
   if (!polled) std::printf("try_select: no case ready, took the default\n");
 
+  int received = 0;
   for (int round = 1;; ++round) {
     auto r = co_await conch::select(conch::recv(numbers), conch::send(log, std::string("tick")),
                                     conch::recv(conch::timeout(50ms)));
@@ -47,6 +48,7 @@ task<int> selector() {
         break;
       }
       std::printf("round %d: received %d\n", round, *v);
+      ++received;
     } else if (r.index() == 1) {
       std::printf("round %d: sent a log line (sent=%d)\n", round, std::get<1>(r));
     } else {
@@ -54,7 +56,7 @@ task<int> selector() {
     }
   }
   co_await done.recv();
-  co_return 0;
+  co_return received == 2 ? 0 : 1;  // world sent 1 and 2
 }
 
 int main() { return conch::run(selector(), {.threads = 1}); }

@@ -98,7 +98,11 @@ class frame_decoder {
  public:
   /// `pool` (may be null) supplies buffers for large frames.
   frame_decoder(framing f, std::size_t max_frame, string_pool* pool = nullptr) noexcept
-      : kind_(f.type), delim_(f.delimiter), max_(max_frame == 0 ? 1 : max_frame), pool_(pool) {}
+      : kind_(f.type),
+        delim_(f.delimiter),
+        any_eol_(f.type == framing::kind::lines && f.ends == framing::line_end::lf_cr_crlf),
+        max_(max_frame == 0 ? 1 : max_frame),
+        pool_(pool) {}
 
   /// The largest frame it accepts.
   std::size_t max_frame() const noexcept { return max_; }
@@ -118,6 +122,8 @@ class frame_decoder {
         }
         return absl::OkStatus();
       case framing::kind::lines:
+        if (any_eol_) return feed_any_eol(p, n, emit);
+        return feed_delimited(p, n, emit);
       case framing::kind::delimited:
         return feed_delimited(p, n, emit);
       case framing::kind::length_prefixed:
@@ -161,27 +167,70 @@ class frame_decoder {
                                         " bytes, over max_frame (" + std::to_string(max_) + ")");
   }
 
+  /// The frame held so far plus [p, p+seg): one copy, in a pooled buffer
+  /// when nothing was held.
+  std::string complete(const char* p, std::size_t seg) {
+    if (partial_.empty()) return make(p, seg);
+    partial_.append(p, seg);
+    std::string f = std::move(partial_);
+    partial_.clear();
+    return f;
+  }
+
+  /// The most bytes a frame of `len` bytes ending in `last` may hold before
+  /// its delimiter: max_, plus one for lines' '\r', which belongs to the
+  /// line end (max_frame counts no delimiter).
+  std::size_t room(std::size_t len, char last) const noexcept {
+    return kind_ == framing::kind::lines && len > 0 && last == '\r' ? max_ + 1 : max_;
+  }
+
   template <class Emit>
   absl::Status feed_delimited(const char* p, std::size_t n, Emit& emit) {
     while (n > 0) {
       const void* hit = std::memchr(p, delim_, n);
       if (hit == nullptr) {
-        if (partial_.size() + n > max_) return too_big(SIZE_MAX);
+        if (partial_.size() + n > room(n, p[n - 1])) return too_big(SIZE_MAX);
         partial_.append(p, n);
         return absl::OkStatus();
       }
       std::size_t seg = static_cast<std::size_t>(static_cast<const char*>(hit) - p);
-      if (partial_.size() + seg > max_) return too_big(partial_.size() + seg);
-      std::string f;
-      if (partial_.empty()) {
-        f = make(p, seg);
-      } else {
-        partial_.append(p, seg);
-        f = std::move(partial_);
-        partial_.clear();
-      }
+      const std::size_t len = partial_.size() + seg;
+      const char last = seg > 0 ? p[seg - 1] : partial_.empty() ? '\0' : partial_.back();
+      if (len > room(len, last)) return too_big(len - (last == '\r' ? 1 : 0));
+      std::string f = complete(p, seg);
       if (kind_ == framing::kind::lines && !f.empty() && f.back() == '\r') f.pop_back();
       emit(std::move(f));
+      p += seg + 1;
+      n -= seg + 1;
+    }
+    return absl::OkStatus();
+  }
+
+  /// lines with line_end::lf_cr_crlf: '\n', '\r' and "\r\n" each end a
+  /// line. After a '\r', skip_lf_ says a '\n' that follows (maybe in the
+  /// next read) belongs to the same line end.
+  template <class Emit>
+  absl::Status feed_any_eol(const char* p, std::size_t n, Emit& emit) {
+    while (n > 0) {
+      if (skip_lf_) {
+        skip_lf_ = false;
+        if (*p == '\n') {
+          ++p;
+          --n;
+          continue;
+        }
+      }
+      std::size_t seg = 0;
+      while (seg < n && p[seg] != '\n' && p[seg] != '\r') ++seg;
+      if (seg == n) {
+        if (partial_.size() + n > max_) return too_big(SIZE_MAX);
+        partial_.append(p, n);
+        return absl::OkStatus();
+      }
+      if (partial_.size() + seg > max_) return too_big(partial_.size() + seg);
+      std::string f = complete(p, seg);
+      emit(std::move(f));
+      skip_lf_ = p[seg] == '\r';
       p += seg + 1;
       n -= seg + 1;
     }
@@ -231,6 +280,8 @@ class frame_decoder {
 
   framing::kind kind_;
   char delim_;
+  bool any_eol_;         // lines with line_end::lf_cr_crlf
+  bool skip_lf_ = false;  // any_eol_: the last byte fed was a '\r' that ended a line
   std::size_t max_;
   string_pool* pool_;
   std::string partial_;

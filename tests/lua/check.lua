@@ -3,7 +3,8 @@
 --
 --   local T = require "check"
 --   T.test("name", function() T.eq(1 + 1, 2) end)
---   T.done("chan")   -- prints "chan: N passed, M failed"; raises if M > 0
+--   T.done("chan")   -- prints "chan: N passed, M failed"; raises if M > 0 or N == 0
+--   T.skip("chan", "why")  -- exit 77: CTest reports the script skipped
 --
 -- Tests run on the main thread, outside any go block, so they may block on
 -- channels (that runs the event loop until the operation completes).
@@ -49,6 +50,16 @@ end
 function M.done(name)
   print(("%s: %d passed, %d failed"):format(name, M.passed, M.failed))
   if M.failed > 0 then error(("%s: %d failed"):format(name, M.failed), 0) end
+  if M.passed == 0 then error(name .. ": no test ran", 0) end
+end
+
+-- Skips the whole script: prints the reason and exits 77, which CTest
+-- reports as skipped (SKIP_RETURN_CODE). For what the host lacks, never for
+-- a failure.
+function M.skip(name, reason)
+  io.stderr:write(("skipped: %s: %s\n"):format(name, reason))
+  io.stderr:flush()
+  os.exit(77)
 end
 
 return M

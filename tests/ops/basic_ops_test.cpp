@@ -66,7 +66,12 @@ TEST_CASE("pipe stops consuming `from` once `to` is closed", "[ops][pipe][close]
     to.close();
     co_await from.send(2);  // taken by pipe, refused by `to`, then pipe ends
     co_await from.send(3);
-    co_await conch::sleep(30ms);
+    auto took_2 = [&from] { return from.size() == 1; };
+    REQUIRE(co_await conch::test::eventually(took_2));
+    // 3 stays: a pipe that went on would take it as it took 2 (the positive
+    // control just seen), within test::quiet.
+    auto took_3 = [&from] { return from.size() == 0; };
+    CHECK_FALSE(co_await conch::test::eventually(took_3, conch::test::quiet));
     CHECK(from.try_recv() == 3);
     CHECK_FALSE(from.closed());
   }());
@@ -126,6 +131,27 @@ TEST_CASE("filter keeps and remove drops the values pred accepts", "[ops][filter
   }());
 }
 
+// Issue 19: an int-returning pred passed filter's `requires` and then did
+// not compile inside the go loop. This file compiling is half the test.
+TEST_CASE("filter, remove and split take any pred a condition accepts (int, pointer)",
+          "[ops][filter]") {
+  run_on(2, []() -> task<void> {
+    auto odd = [](int x) -> int { return x % 2; };
+    auto f = co_await drain(conch::filter(odd, conch::to_chan(iota(6))));
+    auto r = co_await drain(conch::remove(odd, conch::to_chan(iota(6))));
+    CHECK(f.values == std::vector{1, 3, 5});
+    CHECK(r.values == std::vector{0, 2, 4});
+    static const int mark = 0;
+    auto nonzero = [](int x) -> const int* { return x != 0 ? &mark : nullptr; };
+    auto [yes, no] = conch::split(nonzero, conch::to_chan(iota(3)), conch::buffer::fixed(4),
+                                  conch::buffer::fixed(4));
+    auto y = co_await drain(yes);
+    auto n = co_await drain(no);
+    CHECK(y.values == std::vector{1, 2});
+    CHECK(n.values == std::vector{0});
+  }());
+}
+
 TEST_CASE("mapcat flattens the ranges f returns", "[ops][mapcat]") {
   run_on(2, []() -> task<void> {
     auto out = conch::mapcat([](int n) { return std::vector<int>(static_cast<std::size_t>(n), n); },
@@ -143,8 +169,10 @@ TEST_CASE("take yields at most n values, leaves the rest, and closes", "[ops][ta
     auto d = co_await drain(conch::take(3, src));
     CHECK(d.closed);
     CHECK(d.values == std::vector{0, 1, 2});
-    co_await conch::sleep(10ms);
-    CHECK(src.size() == 2);  // take never reads past n
+    // take never reads past n (positive control: it read the first 3).
+    auto read_on = [&src] { return src.size() < 2; };
+    CHECK_FALSE(co_await conch::test::eventually(read_on, conch::test::quiet));
+    CHECK(src.size() == 2);
     CHECK_FALSE(src.closed());
 
     // A source that closes early closes the result early.
@@ -233,8 +261,10 @@ TEST_CASE("split drops values for a closed output and stops when both are closed
     co_await src.send(6);  // taken (the loop was waiting), refused by even
     co_await src.send(7);
     co_await src.send(8);
-    co_await conch::sleep(30ms);
-    CHECK(src.size() >= 1);  // split stopped reading
+    // split stopped reading: 7 and 8 stay. Positive control: it took 6.
+    auto emptied = [&src] { return src.size() == 0; };
+    CHECK_FALSE(co_await conch::test::eventually(emptied, conch::test::quiet));
+    CHECK(src.size() >= 1);
   }());
 }
 
@@ -288,8 +318,8 @@ TEST_CASE("onto_chan copies a range, honours the close flag, and signals complet
 TEST_CASE("to_chan holds the whole collection and closes", "[ops][to_chan]") {
   run_on(2, []() -> task<void> {
     chan<int> ch = conch::to_chan(iota(5));
-    co_await conch::sleep(10ms);
-    CHECK(ch.size() == 5);  // buffered: bounded count of the collection
+    auto all_in = [&ch] { return ch.size() == 5; };  // buffered: the whole collection
+    CHECK(co_await conch::test::eventually(all_in));
     auto d = co_await drain(ch);
     CHECK(d.closed);
     CHECK(d.values == iota(5));

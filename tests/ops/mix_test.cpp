@@ -15,11 +15,18 @@ using conch::ops_test::stays_silent;
 
 namespace {
 
-/// Everything that reaches `out` within a short quiet period, as a set.
-task<std::multiset<int>> collect(chan<int> out) {
+/// What reaches `out`: `n` values (each within patience), then anything
+/// more that arrives within test::quiet, as a set. The n values are the
+/// positive control for the quiet wait: they came through the same mix.
+task<std::multiset<int>> collect(chan<int> out, std::size_t n) {
   std::multiset<int> got;
+  while (got.size() < n) {
+    auto g = co_await recv_within(out);
+    if (g.timed_out || !g.value) co_return got;
+    got.insert(*g.value);
+  }
   for (;;) {
-    auto g = co_await recv_within(out, 60ms);
+    auto g = co_await recv_within(out, conch::test::quiet);
     if (g.timed_out || !g.value) co_return got;
     got.insert(*g.value);
   }
@@ -57,11 +64,11 @@ TEST_CASE("mix merges its inputs into out, unmix stops reading an input", "[ops]
     co_await a.send(1);
     co_await b.send(2);
     co_await a.send(3);
-    CHECK(co_await collect(out) == values(1, 2, 3));
+    CHECK(co_await collect(out, 3) == values(1, 2, 3));
     m.unmix(a);
     co_await a.send(4);
     co_await b.send(5);
-    CHECK(co_await collect(out) == values(5));
+    CHECK(co_await collect(out, 1) == values(5));
     CHECK(a.size() == 1);  // not read
     m.unmix_all();
     co_await b.send(6);
@@ -90,7 +97,7 @@ TEST_CASE("mute consumes and drops, pause leaves values in the input", "[ops][mi
     m.toggle(a, {.mute = false});
     m.toggle(b, {.pause = false});
     co_await a.send(7);
-    CHECK(co_await collect(out) == values(7, 10, 11, 12));
+    CHECK(co_await collect(out, 4) == values(7, 10, 11, 12));
     // Setting one flag keeps the others: pause a, then mute it too, then unpause.
     m.toggle(a, {.pause = true});
     m.toggle(a, {.mute = true});
@@ -117,14 +124,14 @@ TEST_CASE("solo (solo_mode mute): only soloed inputs reach out, others are read 
     co_await a.send(1);
     co_await b.send(2);
     co_await c.send(3);
-    CHECK(co_await collect(out) == values(1));
+    CHECK(co_await collect(out, 1) == values(1));
     CHECK(co_await drained_by_mix(b));  // muted by the solo: read and dropped
     CHECK(c.size() == 1);               // paused on its own account: not read
     // Un-solo: a is muted and paused again; c still paused; b flows.
     m.toggle(a, {.solo = false});
     co_await a.send(4);
     co_await b.send(5);
-    CHECK(co_await collect(out) == values(5));
+    CHECK(co_await collect(out, 1) == values(5));
     CHECK(a.size() == 1);
     CHECK(c.size() == 1);
   }());
@@ -141,7 +148,7 @@ TEST_CASE("solo (solo_mode pause): inputs that are not soloed are not read", "[o
     co_await a.send(1);
     co_await b.send(2);
     co_await b.send(3);
-    CHECK(co_await collect(out) == values(1));
+    CHECK(co_await collect(out, 1) == values(1));
     CHECK(b.size() == 2);  // paused by the solo: kept
     // Switching the mode to mute: b is read and dropped.
     m.solo_mode(conch::solo_mode::mute);
@@ -152,7 +159,7 @@ TEST_CASE("solo (solo_mode pause): inputs that are not soloed are not read", "[o
     co_await b.send(4);
     CHECK(co_await stays_silent(out));
     m.toggle(a, {.solo = false});
-    CHECK(co_await collect(out) == values(4));
+    CHECK(co_await collect(out, 1) == values(4));
   }());
 }
 
@@ -165,13 +172,17 @@ TEST_CASE("a closed input is removed, the mix ends when out is closed", "[ops][m
     co_await a.send(1);
     a.close();
     CHECK((co_await recv_within(out)).value == 1);  // buffered values still arrive
-    for (int i = 0; i < 100 && m.input_count() != 1; ++i) co_await conch::sleep(2ms);
-    CHECK(m.input_count() == 1);
+    auto a_removed = [&m] { return m.input_count() == 1; };
+    CHECK(co_await conch::test::eventually(a_removed));
     CHECK_FALSE(out.closed());  // a mix never closes out
     out.close();
     co_await b.send(2);  // the mix takes it, fails to send it, and ends
     co_await b.send(3);
-    co_await conch::sleep(30ms);
-    CHECK(b.size() == 1);
+    auto took_2 = [&b] { return b.size() == 1; };
+    REQUIRE(co_await conch::test::eventually(took_2));
+    // 3 stays: a mix that went on would take it as it took 2 (the positive
+    // control just seen), within test::quiet.
+    auto took_3 = [&b] { return b.size() == 0; };
+    CHECK_FALSE(co_await conch::test::eventually(took_3, conch::test::quiet));
   }());
 }

@@ -45,6 +45,38 @@ TEST_CASE("lines: split frames, many per read, CRLF, a last line without newline
   for (std::size_t step : {1, 2, 3, 5, 100}) CHECK(decode(net::framing::lines(), wire, step) == want);
 }
 
+TEST_CASE("lines: max_frame counts the line, not its CR LF end", "[sockets][framing]") {
+  for (std::size_t step : {1, 2, 3, 4, 5, 100}) {
+    absl::Status st;
+    CHECK(decode(net::framing::lines(), "abc\r\nxyz\n", step, &st, 3) ==
+          std::vector<std::string>{"abc", "xyz"});
+    CHECK(st.ok());
+    decode(net::framing::lines(), "abcd\r\n", step, &st, 3);
+    CHECK(st.code() == absl::StatusCode::kResourceExhausted);
+    decode(net::framing::lines(), "abc\rx\n", step, &st, 3);  // a '\r' inside a line counts
+    CHECK(st.code() == absl::StatusCode::kResourceExhausted);
+  }
+}
+
+TEST_CASE("lines with line_end::lf_cr_crlf: LF, CR LF and a lone CR end a line, as readLine",
+          "[sockets][framing]") {
+  const auto any = net::framing::lines(net::framing::line_end::lf_cr_crlf);
+  // Every step size splits "\r\n" across two reads somewhere, and leaves a
+  // read ending in '\r' whose '\n' comes in the next one.
+  std::string wire = "a\rb\r\nc\nd\r\re\r\n\r\nf";
+  std::vector<std::string> want = {"a", "b", "c", "d", "", "e", "", "f"};
+  for (std::size_t step = 1; step <= wire.size(); ++step) CHECK(decode(any, wire, step) == want);
+  absl::Status st;
+  for (std::size_t step : {1, 2, 3, 4, 5}) {
+    CHECK(decode(any, "abc\r\nxyz\r", step, &st, 3) == std::vector<std::string>{"abc", "xyz"});
+    CHECK(st.ok());
+    decode(any, "abcd\r", step, &st, 3);
+    CHECK(st.code() == absl::StatusCode::kResourceExhausted);
+  }
+  // The default stays as it was: a lone '\r' is part of the line.
+  CHECK(decode(net::framing::lines(), "a\rb\n", 1) == std::vector<std::string>{"a\rb"});
+}
+
 TEST_CASE("delimited: node-ipc form feed frames", "[sockets][framing]") {
   std::string wire = "{\"type\":\"message\",\"data\":1}\f{\"type\":\"x\",\"data\":{}}\f";
   std::vector<std::string> want = {"{\"type\":\"message\",\"data\":1}", "{\"type\":\"x\",\"data\":{}}"};

@@ -18,20 +18,16 @@ using conch::task;
 namespace {
 
 // This machine's name, if getaddrinfo knows it (through /etc/hosts, usually);
-// "" otherwise, after saying why.
+// otherwise the test is skipped, saying why.
 std::string resolvable_hostname() {
   char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
-    WARN("gethostname failed: the own-name checks are skipped");
-    return "";
-  }
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
+    conch::test::skip(std::string("gethostname failed: ") + std::strerror(errno));
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (::getaddrinfo(name, nullptr, &hints, &res) != 0) {
-    WARN("this machine's name '" << name << "' does not resolve: the own-name checks are skipped");
-    return "";
-  }
+  if (::getaddrinfo(name, nullptr, &hints, &res) != 0)
+    conch::test::skip("this machine's name '" + std::string(name) + "' does not resolve");
   ::freeaddrinfo(res);
   return name;
 }
@@ -88,7 +84,6 @@ TEST_CASE("listen on localhost:0 binds 127.0.0.1 and serves", "[sockets][names]"
 
 TEST_CASE("listen and bind_udp look up the machine's own host name", "[sockets][names]") {
   const std::string own_name = resolvable_hostname();
-  if (own_name.empty()) return;
   conch::run([](std::string host) -> task<void> {
     auto srv = net::listen(host + ":0", {.frame = net::framing::lines()});
     INFO(srv.status().ToString());

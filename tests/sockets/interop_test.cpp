@@ -42,10 +42,7 @@ std::string write_script(const char* tag, const std::string& body) {
 }  // namespace
 
 TEST_CASE("socat as a client of our line echo server (TCP and Unix)", "[sockets][interop]") {
-  if (!have("socat")) {
-    WARN("socat not installed: interop test skipped");
-    return;
-  }
+  if (!have("socat")) conch::test::skip("socat is not installed (apt-get install socat)");
   std::string path = temp_socket_path("socat");
   conch::run([](std::string upath) -> task<void> {
     net::options o{.frame = net::framing::lines()};
@@ -69,10 +66,7 @@ TEST_CASE("socat as a client of our line echo server (TCP and Unix)", "[sockets]
 }
 
 TEST_CASE("socat as a server for our client (Unix, cat echo)", "[sockets][interop]") {
-  if (!have("socat")) {
-    WARN("socat not installed: interop test skipped");
-    return;
-  }
+  if (!have("socat")) conch::test::skip("socat is not installed (apt-get install socat)");
   std::string path = temp_socket_path("socat-srv");
   ::unlink(path.c_str());
   conch::run([](std::string upath) -> task<void> {
@@ -80,7 +74,8 @@ TEST_CASE("socat as a server for our client (Unix, cat echo)", "[sockets][intero
     auto job = [cmd] { return run_capture(cmd); };
     auto server_done = conch::thread(std::move(job));
     absl::StatusOr<net::socket> c = absl::UnavailableError("not yet");
-    for (int i = 0; i < 200 && !c.ok(); ++i) {  // until socat listens
+    const auto give_up = std::chrono::steady_clock::now() + conch::test::patience;
+    while (!c.ok() && std::chrono::steady_clock::now() < give_up) {  // until socat listens
       c = co_await net::connect(upath, {.frame = net::framing::length_prefixed()});
       if (!c.ok()) co_await conch::sleep(10ms);
     }
@@ -105,10 +100,7 @@ TEST_CASE("socat as a server for our client (Unix, cat echo)", "[sockets][intero
 
 TEST_CASE("node's net module talks to our server: node-ipc style form-feed JSON frames",
           "[sockets][interop]") {
-  if (!have("node")) {
-    WARN("node not installed: interop test skipped");
-    return;
-  }
+  if (!have("node")) conch::test::skip("node is not installed (apt-get install nodejs)");
   // The client sends node-ipc messages (JSON + '\f'), in odd chunks, and
   // checks that every message comes back whole; it prints one summary line.
   std::string script = write_script("ipc-client", R"js(
@@ -157,10 +149,7 @@ s.on('error', e => { console.log('error ' + e.message); });
 
 TEST_CASE("our client against a node server: length-prefixed frames checked by node",
           "[sockets][interop]") {
-  if (!have("node")) {
-    WARN("node not installed: interop test skipped");
-    return;
-  }
+  if (!have("node")) conch::test::skip("node is not installed (apt-get install nodejs)");
   // The server parses u32 big-endian length prefixes with readUInt32BE and
   // answers each frame with its reverse, framed the same way.
   std::string script = write_script("lp-server", R"js(

@@ -38,7 +38,7 @@ set(total 0)
 string(REPLACE "," ";" DIRS "${DIRS}")  # commas: add_test would split a ';' list
 foreach(name IN LISTS DIRS)
   set(dir ${TESTS_DIR}/${name})
-  execute_process(COMMAND ${WRAPPER} ${ERRNO} ${CTEST} --test-dir ${dir} -j2 --timeout 120
+  execute_process(COMMAND ${WRAPPER} ${ERRNO} ${CTEST} --test-dir ${dir} -j2 --timeout 120 --no-tests=error
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   # One "Test #n: name ...***Skipped" line per test; anything else failed or passed.
   string(REGEX MATCHALL "Test +#[0-9]+: [^\n]*" lines "${out}")

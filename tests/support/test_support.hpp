@@ -1,5 +1,5 @@
 // tests/support/test_support.hpp
-// The shared test vocabulary: run_on, recv_within, require_io_uring, and the buffer kinds.
+// The shared test vocabulary: run_on, recv_within, eventually, skip, require_io_uring, buffer kinds.
 //
 //   TEST_CASE("...", "[chan]") {
 //     auto got = conch::test::run_on(2, [](chan<int> c) -> task<int> {
@@ -44,18 +44,26 @@ inline const absl::Status& io_uring_status() {
   return status;
 }
 
-/// Returns if io_uring is usable; otherwise prints the reason and ends the
-/// process with skip_exit_code, so CTest reports the test as skipped (Catch2
-/// v2 has no SKIP; CTest runs each test case in its own process). A start-up
-/// failure other than kUnavailable is a real failure and is left to the test.
+/// Skips the running test case: prints "skipped: <reason>" and ends the
+/// process with skip_exit_code, which CTest reports as skipped, reason in
+/// the test's output (every conch_test registers SKIP_RETURN_CODE; Catch2 v2
+/// has no SKIP, and CTest runs each test case in its own process). Any
+/// thread, inside a coroutine too. For what the host cannot do (decided by
+/// a probe, not by the test's own failure), never for a failure.
+[[noreturn]] inline void skip(const std::string& reason) {
+  std::cout.flush();
+  std::fprintf(stderr, "skipped: %s\n", reason.c_str());
+  std::fflush(nullptr);
+  std::_Exit(skip_exit_code);  // no static destructors: Catch is mid-run
+}
+
+/// Returns if io_uring is usable; otherwise skips the test with the reason.
+/// A start-up failure other than kUnavailable is a real failure and is left
+/// to the test.
 inline void require_io_uring() {
   const absl::Status& s = io_uring_status();
   if (s.ok() || s.code() != absl::StatusCode::kUnavailable) return;
-  std::cout.flush();
-  std::fprintf(stderr, "skipped: this test needs io_uring, which is unavailable here: %s\n",
-               std::string(s.message()).c_str());
-  std::fflush(nullptr);
-  std::_Exit(skip_exit_code);  // no static destructors: Catch is mid-run
+  skip("this test needs io_uring, which is unavailable here: " + std::string(s.message()));
 }
 
 // ---- running a test body ----
@@ -103,6 +111,27 @@ task<received<T>> recv_within(chan<T> ch, std::chrono::nanoseconds limit = patie
     got.value = std::get<0>(std::move(r));
   co_return got;
 }
+
+// ---- waiting on a condition ----
+
+/// Waits until cond() holds, looking every millisecond, for at most `limit`:
+/// true if it held. For state no channel announces (a buffer's size, a
+/// counter). Name the lambda before the co_await (GCC 12 destroys a
+/// capturing lambda made inside a co_await expression twice).
+template <class F>
+task<bool> eventually(F cond, std::chrono::nanoseconds limit = patience) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (cond()) co_return true;
+    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    co_await conch::sleep(std::chrono::milliseconds(1));
+  }
+}
+
+/// How long a test watches for something that must NOT happen. A wait that
+/// short proves nothing alone: use it only after a positive control in the
+/// same test that saw the same kind of event happen within `quiet`.
+inline constexpr std::chrono::milliseconds quiet = std::chrono::milliseconds(500);
 
 // ---- channel kinds ----
 

@@ -50,7 +50,7 @@ chan<T> merge(std::vector<chan<T>> ins, buffer out_buf = buffer::fixed(0)) {
 /// split stops reading `in` (core.async stops at the first refused value and
 /// leaves the other open). Starts a go block: call on a runtime thread.
 template <class P, class T>
-  requires std::is_invocable_r_v<bool, P&, const T&>
+  requires detail::predicate_on<P, T>
 std::pair<chan<T>, chan<T>> split(P pred, chan<T> in, buffer true_buf = buffer::fixed(0),
                                   buffer false_buf = buffer::fixed(0)) {
   chan<T> yes(true_buf);

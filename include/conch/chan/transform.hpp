@@ -55,10 +55,12 @@ auto map(F f, chan<A> a, chan<B> b, chan<Cs>... cs) {
 }
 
 /// A channel of the values v of `in` for which pred(v) is true, closed when
-/// `in` closes (core.async filter<). A throwing pred skips the value.
+/// `in` closes (core.async filter<). pred may return anything a condition
+/// accepts (bool, int, a pointer), as with std::find_if. A throwing pred
+/// skips the value.
 /// Starts a go block: call on a runtime thread.
 template <class P, class T>
-  requires std::is_invocable_r_v<bool, P&, const T&>
+  requires detail::predicate_on<P, T>
 chan<T> filter(P pred, chan<T> in, buffer out_buf = buffer::fixed(0)) {
   chan<T> out(out_buf);
   go(detail::filter_loop<P, T>(std::move(pred), std::move(in), out, true));
@@ -69,7 +71,7 @@ chan<T> filter(P pred, chan<T> in, buffer out_buf = buffer::fixed(0)) {
 /// `in` closes (core.async remove<). Starts a go block: call on a runtime
 /// thread.
 template <class P, class T>
-  requires std::is_invocable_r_v<bool, P&, const T&>
+  requires detail::predicate_on<P, T>
 chan<T> remove(P pred, chan<T> in, buffer out_buf = buffer::fixed(0)) {
   chan<T> out(out_buf);
   go(detail::filter_loop<P, T>(std::move(pred), std::move(in), out, false));

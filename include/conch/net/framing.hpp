@@ -19,14 +19,22 @@ namespace conch::net {
 /// How a stream socket's bytes are cut into frames.
 struct framing {
   enum class kind : std::uint8_t { raw, lines, length_prefixed, delimited };
+  /// What ends a line in `lines` framing.
+  enum class line_end : std::uint8_t {
+    lf,           ///< '\n' (a '\r' just before it is stripped with it)
+    lf_cr_crlf,   ///< '\n', "\r\n" or a lone '\r', as Java's BufferedReader.readLine
+  };
 
   /// No framing: `in` gets chunks as received (each at most max_frame
   /// bytes), `out` writes strings verbatim.
   static framing raw() noexcept { return {kind::raw, '\0'}; }
   /// Text lines: frames end with '\n', which is stripped along with one
   /// trailing '\r'; the writer appends '\n'. A last line without '\n' before
-  /// EOF is still delivered.
-  static framing lines() noexcept { return {kind::lines, '\n'}; }
+  /// EOF is still delivered. With line_end::lf_cr_crlf a lone '\r' ends a
+  /// line too (Java peers: clj-ipc reads with readLine), and "\r\n" is one
+  /// line end even when a read ends between the two bytes. The line end is
+  /// not part of the frame: "abc\r\n" fits in max_frame 3.
+  static framing lines(line_end ends = line_end::lf) noexcept { return {kind::lines, '\n', ends}; }
   /// Each frame is a 4-byte big-endian length followed by that many bytes;
   /// the writer adds the prefix.
   static framing length_prefixed() noexcept { return {kind::length_prefixed, '\0'}; }
@@ -37,6 +45,7 @@ struct framing {
 
   kind type = kind::raw;
   char delimiter = '\0';  ///< lines: '\n'; delimited: the byte; otherwise unused
+  line_end ends = line_end::lf;  ///< lines only
 };
 
 /// Options for listen(), connect() and bind_udp().

@@ -2,7 +2,8 @@
 // udp_socket: datagrams in and out as channels; IPv4/IPv6 multicast membership.
 //
 //   auto u = conch::net::bind_udp("127.0.0.1:0");
-//   co_await u->out.send({"ping", peer});           // one datagram to peer
+//   conch::net::datagram ping{"ping", peer};          // named first: GCC 12 crashes on
+//   co_await u->out.send(ping);                       // a braced temporary in co_await
 //   auto d = co_await u->in.recv();                   // d->data, d->peer
 //   u->join_multicast("239.1.2.3", "lo");             // group [, interface]
 //

@@ -31,6 +31,25 @@ auto invoke_reporting(F& f, A&&... a) -> std::optional<std::decay_t<std::invoke_
   }
 }
 
+/// A predicate on T's values: callable with a const T& and returning
+/// anything a condition accepts (bool, int, a pointer, a type with an
+/// explicit operator bool), as std::find_if's predicates are.
+template <class P, class T>
+concept predicate_on = std::is_invocable_v<P&, const T&> &&
+                       std::is_constructible_v<bool, std::invoke_result_t<P&, const T&>>;
+
+/// pred(v) as a bool; an exception goes to the runtime's error handler and
+/// yields nullopt (the value is skipped).
+template <class P, class T>
+std::optional<bool> test_reporting(P& pred, const T& v) {
+  try {
+    return static_cast<bool>(std::invoke(pred, v));
+  } catch (...) {
+    report_exception(std::current_exception());
+    return std::nullopt;
+  }
+}
+
 template <class X>
 struct is_optional : std::false_type {};
 template <class V>

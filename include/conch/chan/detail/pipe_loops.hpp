@@ -43,7 +43,7 @@ task<void> split_loop(P pred, chan<T> in, chan<T> yes, chan<T> no) {
     if (yes.closed() && no.closed()) break;  // nobody listens: stop consuming
     std::optional<T> v = co_await in.recv();
     if (!v) break;
-    std::optional<bool> k = invoke_reporting(pred, std::as_const(*v));
+    std::optional<bool> k = test_reporting(pred, *v);
     if (!k) continue;
     chan<T>& o = *k ? yes : no;
     co_await o.send(std::move(*v));  // false: that output is closed; the value is dropped

@@ -59,7 +59,7 @@ task<void> filter_loop(P pred, chan<T> in, chan<T> out, bool keep) {
   for (;;) {
     std::optional<T> v = co_await in.recv();
     if (!v) break;
-    std::optional<bool> k = invoke_reporting(pred, std::as_const(*v));
+    std::optional<bool> k = test_reporting(pred, *v);
     if (!k || *k != keep) continue;
     if (!co_await out.send(std::move(*v))) co_return;
   }
