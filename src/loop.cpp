@@ -42,7 +42,10 @@ constexpr std::int64_t kStrandedCheckNs = 1'000'000;
 // A thief takes a loop's unstarted go blocks only once it has seen them left
 // waiting this long (Go's thieves wait ~3 us before taking a P's runnext): a
 // spawner that starts a chatty pair and parks gets both onto its own loop.
-constexpr std::int64_t kStealAfterNs = 20'000;
+// Longer than a busy turn (kReadyBudget resumptions of ~1 us): at 20 us,
+// thieves took pipeline go blocks from a loop mid-turn; bench/NOTES.md
+// "steal age".
+constexpr std::int64_t kStealAfterNs = 200'000;
 // Completions per turn: a smaller batch re-enters the kernel more often per
 // message; bench/NOTES.md "completion budget".
 constexpr unsigned kCqeBudget = 1024;
