@@ -47,6 +47,7 @@ start_server() {
     if [ "$tr" = tcp ]; then spec="tcp:$((20000 + RANDOM % 20000))"; target="tcp:127.0.0.1:${spec#tcp:}"
     else spec="unix:/tmp/conch-bench-$$-$srv.sock"; target="$spec"; fi
     log=/tmp/conch-bench-$$-$srv.log
+    : > "$log"  # emptied here, not by the child's redirect: an earlier cell's "ready" must not count
     "${pin_srv[@]}" "${bin[$srv]}" "$spec" > "$log" 2>&1 &
     pid=$!
     for _ in $(seq 200); do
