@@ -92,6 +92,13 @@ static uint64_t server_cpu_ns(int pid) {
   return sum;
 }
 
+static int close_keeping_errno(int fd) {
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
 static int dial(const char* target) {
   int fd;
   if (strncmp(target, "unix:", 5) == 0) {
@@ -106,7 +113,7 @@ static int dial(const char* target) {
       len = sizeof a;
     }
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr*)&a, len) != 0) return -1;
+    if (connect(fd, (struct sockaddr*)&a, len) != 0) return close_keeping_errno(fd);
   } else {
     char host[64];
     const char* hp = strncmp(target, "tcp:", 4) == 0 ? target + 4 : target;
@@ -118,7 +125,7 @@ static int dial(const char* target) {
     a.sin_port = htons((uint16_t)atoi(colon + 1));
     inet_pton(AF_INET, host, &a.sin_addr);
     fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) return -1;
+    if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) return close_keeping_errno(fd);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
@@ -244,9 +251,12 @@ int main(int argc, char** argv) {
   for (int i = 0; i < nconn; ++i) {
     conn* c = &conns[i];
     c->id = (unsigned)i;
-    c->fd = dial(target);
+    // A refused connect is retried for up to 2 s: a server that has just
+    // said "ready" may still be finishing its start-up under a loaded CI.
+    for (int tries = 0; (c->fd = dial(target)) < 0 && errno == ECONNREFUSED && tries < 200; ++tries)
+      usleep(10000);
     if (c->fd < 0) {
-      perror("connect");
+      fprintf(stderr, "sock_loadgen: connect to %s: %s\n", target, strerror(errno));
       return 1;
     }
     c->sent_at = calloc(g_depth, sizeof(uint64_t));
