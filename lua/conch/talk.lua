@@ -1,163 +1,520 @@
 -- lua/conch/talk.lua
--- luatalk-style IPC over Unix (or TCP) stream sockets, on conch channels.
+-- luatalk's API (SocketServer, SocketClient/Client, Poller, StdinReader) over conch sockets and channels.
 --
---   local talk = require "conch.talk"
---   local server = talk.SocketServer()
---   server:on_recv(function(client, msg) server:broadcast(msg) end)
---   assert(server:listen("/tmp/talkie"))
+-- luatalk scripts run with only their require line changed:
 --
---   local client = talk.Client()
---   client:on_recv(function(msg) print("received: " .. msg) end)
---   assert(client:connect("/tmp/talkie"))
---   client:send("hello")
---   talk.run()                  -- or talk.Poller():poll(), or talk.poll(ms)
+--   local server = require('conch.talk').SocketServer()
+--   server:on_recv(function(id, msg) print('Received this message: ' .. msg) end)
+--   server:listen('/tmp/demo')          -- serves until server:close()
 --
--- Differences from luatalk: listen() returns at once (true, or nil, err,
--- code) instead of entering the poll loop; run the loop with talk.run() (until
--- every server and client is closed), talk.poll(ms) (for ms milliseconds), or
--- Poller():poll(). Callbacks run in go blocks, so they may block on channels
--- and call send/broadcast; an error in a callback is reported and the
--- connection keeps going. A client whose peer hangs up leaves `connections`
--- (and on_close(fn) hears of it). Messages are raw bytes by default, as in
--- luatalk (one callback per chunk received); pass {framing = "lines"} (or any
--- conch socket option) to listen/connect for framed messages.
+--   local client = require('conch.talk').Client()
+--   client:connect('/tmp/demo')
+--   client:send('Groovy!')              -- delivered even if the script ends here
+--
+-- Model. Every server connection and client has a reader go block that hands
+-- each chunk received to its on_recv callback as soon as the loop runs (any
+-- conch operation, Poller:poll(), listen(), talk.run()); so callbacks fire
+-- whether or not the object was added to a Poller. A Poller polls real file
+-- descriptors (StdinReader, any object with `fd` and `_on_poll`) through
+-- conch.fd_watch, and calls their _on_poll from poll(), as luatalk does.
+--
+-- Invariants:
+--  - `connections[id]` holds exactly the connections whose peer has not hung
+--    up and that close() has not ended; ids count up from 1, never reused.
+--  - An object's `_end` channel closes once its reader go block has finished
+--    (the socket's read side ended and every chunk was handed to on_recv).
+--  - Ending a socket (close(), the peer hanging up, the script ending) always
+--    flushes it: `output` is closed (what is queued is written, then the write
+--    side shut) and the socket is closed for good once the peer closes too,
+--    or after talk.linger ms at most (shut below).
+--  - A client or connection is finalizable only once its socket exists (its
+--    metatable with __gc is set after), so Lua finalizes it before its socket
+--    and channels: at the script's end its __gc can still flush them.
+-- Where this differs from luatalk on purpose: lua/README.md ("conch.talk").
 local conch = require "conch"
 
 local talk = {}
 
-local function report(err)
-  io.stderr:write("conch.talk: callback failed: ", tostring(err), "\n")
+--- How long (ms) closing a socket waits for the peer to close its side
+--- before closing it anyway; bounds close() and the script's end.
+talk.linger = 2000
+
+local POLLIN, POLLERR, POLLHUP, POLLNVAL = 1, 8, 16, 32
+
+local function report(what, err)
+  io.stderr:write("conch.talk: ", what, " failed: ", tostring(err), "\n")
 end
 
--- Calls fn(...) if set, reporting (not raising) its errors.
-local function call(fn, ...)
-  if fn then
-    local ok, err = xpcall(fn, debug.traceback, ...)
-    if not ok then report(err) end
+-- Calls fn(...) if set, reporting (not raising) its errors. True if it ran clean.
+local function call(what, fn, ...)
+  if not fn then return true end
+  local ok, err = xpcall(fn, debug.traceback, ...)
+  if not ok then report(what, err) end
+  return ok
+end
+
+-- Makes a class table callable like luatalk's: Class(...) == Class.new(...).
+local function class()
+  local c = {}
+  c.__index = c
+  return setmetatable(c, { __call = function(self, ...) return self.new(...) end })
+end
+
+-- conch addresses from luatalk socket paths: a path, "@name" or host:port is
+-- kept; any other name is a Unix path relative to the working directory.
+local function address(path)
+  if type(path) ~= "string" or path == "" then
+    error("conch.talk: a socket path (string) is needed, got " .. type(path), 3)
+  end
+  if path:find("/", 1, true) or path:sub(1, 1) == "@" or path:match("^[%w%.%-]+:%d+$")
+     or path:match("^%[.*%]:%d+$") then
+    return path
+  end
+  return "./" .. path
+end
+
+local function check_message(msg)
+  if type(msg) == "number" then return tostring(msg) end
+  if type(msg) ~= "string" then
+    error("conch.talk: send: the message must be a string, got " .. type(msg), 3)
+  end
+  return msg
+end
+
+-- Pseudo descriptors of talk objects (Poller keys): negative, so never an OS
+-- descriptor's number.
+local last_pseudo_fd = 0
+local function pseudo_fd()
+  last_pseudo_fd = last_pseudo_fd - 1
+  return last_pseudo_fd
+end
+
+-- Ends obj's socket gracefully (obj.socket, obj._end): flush and half-close
+-- now; close for good once the reader has finished, or after talk.linger ms.
+local function shut(obj)
+  if obj._shut then return end
+  obj._shut = true
+  local sock, done, linger = obj.socket, obj._end, talk.linger
+  sock.output:close()
+  conch.go(function()
+    conch.select { done, conch.timeout(linger) }
+    sock:close()
+  end)
+end
+
+-- Waits until every object of list has ended (its reader finished), at most
+-- until `deadline` (conch.now() ms). Skips the reader running the caller: a
+-- callback that closes its own connection must not wait for itself.
+local function await_end(list, deadline)
+  local me = coroutine.running()
+  for _, obj in ipairs(list) do
+    if obj._reader ~= me then
+      local left = deadline - conch.now()
+      if left <= 0 then return end
+      conch.select { obj._end, conch.timeout(left) }
+    end
   end
 end
 
--- ---- server ----
-
-local Server = {}
-Server.__index = Server
-
---- A server; `connections` maps client ids (integers, in accept order) to
---- connection objects {id = n, socket = conch socket}.
-function talk.SocketServer()
-  return setmetatable({ connections = {}, next_id = 0 }, Server)
+-- The reader go block of a client or connection: each chunk to on_recv, then
+-- the end: `on_end` (bookkeeping), then the socket is flushed and closed.
+local function read_loop(obj, deliver, on_end)
+  obj._reader = coroutine.running()
+  for msg in obj.socket.input:iter() do deliver(msg) end
+  on_end()
+  shut(obj)
+  obj._end:close()
 end
 
-function Server:on_recv(fn) self.recv_cb = fn end
-function Server:on_connect(fn) self.connect_cb = fn end
-function Server:on_close(fn) self.close_cb = fn end
-
--- Reads one client until it hangs up, calling on_recv for every message.
-function Server:serve(conn)
-  for msg in conn.socket.input:iter() do call(self.recv_cb, conn.id, msg) end
-  conn.socket:close()
-  if self.connections[conn.id] == conn then
-    self.connections[conn.id] = nil
-    call(self.close_cb, conn.id)
+-- Finalizer of clients and connections: at the script's end (or when
+-- dropped) their queued output still reaches the peer, within talk.linger.
+local function finalize(obj)
+  if obj.socket and not obj._shut then
+    shut(obj)
+    await_end({ obj }, conch.now() + talk.linger + 100)
   end
 end
 
---- Starts listening on `path` (a Unix path, "@name", or "host:port").
---- Returns true, or nil, message, code.
-function Server:listen(path, opts)
-  local srv, err, code = conch.listen(path, opts)
+-- ---- Poller ----
+
+local Poller = class()
+talk.Poller = Poller
+
+--- A poller. `pollables` maps each polled object's fd to the object (as
+--- luatalk's does); luatalk's size argument is accepted and not needed.
+function Poller.new(num_fds)
+  if num_fds ~= nil and math.type(num_fds) ~= "integer" then
+    error("conch.talk: Poller(num_fds): num_fds must be an integer", 2)
+  end
+  return setmetatable({ pollables = {}, _armed = {}, _wake = conch.chan(1) }, Poller)
+end
+
+-- Wakes a running poll() so it sees a change.
+function Poller:_poke() self._wake:try_send(true) end
+
+--- Adds a pollable: any object with an integer `fd` and an `_on_poll()`
+--- method (called once fd polls readable), or a talk object (client, server,
+--- StdinReader). Returns the object.
+function Poller:add(obj)
+  local t = type(obj)
+  if (t ~= "table" and t ~= "userdata") or math.type(obj.fd) ~= "integer"
+     or type(obj._on_poll) ~= "function" then
+    error("conch.talk: Poller:add: a pollable needs an integer fd and an _on_poll method", 2)
+  end
+  local old = self.pollables[obj.fd]
+  if old ~= nil and old ~= obj then self:remove(obj.fd) end
+  self.pollables[obj.fd] = obj
+  self:_poke()
+  return obj
+end
+
+--- Removes the pollable with this fd (or this object) from the poller.
+function Poller:remove(fd)
+  if type(fd) == "table" or type(fd) == "userdata" then fd = fd.fd end
+  self.pollables[fd] = nil
+  local armed = self._armed[fd]
+  if armed then
+    armed.cancel()
+    self._armed[fd] = nil
+  end
+  self:_poke()
+end
+
+--- Stops a running poll() (it returns at its next step); the pollables stay.
+function Poller:stop()
+  self._stopping = true
+  self:_poke()
+end
+
+-- One readiness report for `obj`: call _on_poll when readable; drop the
+-- pollable once it hung up or failed with nothing left to read, when its
+-- _on_poll fails, or when it says it has ended (StdinReader at end of file).
+function Poller:_dispatch(fd, obj, revents)
+  if revents & POLLIN ~= 0 then
+    if not call("_on_poll of fd " .. fd, obj._on_poll, obj) or obj._ended then
+      if self.pollables[fd] == obj then self:remove(fd) end
+    end
+  elseif revents & (POLLERR | POLLHUP | POLLNVAL) ~= 0 then
+    if self.pollables[fd] == obj then self:remove(fd) end
+  end
+end
+
+--- Runs the poll loop: calls each pollable's _on_poll when its fd polls
+--- readable, while the conch loop runs every go block (connections'
+--- callbacks included). luatalk's never returns; this one returns when no
+--- pollable is left (every one removed, hung up, or a closed talk object),
+--- after `ms` milliseconds if given, or after stop().
+function Poller:poll(ms, stop)
+  if ms ~= nil and type(ms) ~= "number" then
+    error("conch.talk: Poller:poll(ms): ms must be a number", 2)
+  end
+  if self._polling then error("conch.talk: Poller:poll: already polling", 2) end
+  self._polling, self._stopping = true, false
+  local timer = ms and conch.timeout(ms)
+  while next(self.pollables) ~= nil and not self._stopping do
+    -- The cases: every pollable's readiness, a wake-up, the time limit.
+    local cases, whose = { self._wake }, { false }
+    if stop then cases[#cases + 1], whose[#whose + 1] = stop, false end
+    if timer then cases[#cases + 1], whose[#whose + 1] = timer, false end
+    for fd, obj in pairs(self.pollables) do
+      if obj._end then
+        -- A talk object: polled until it ends.
+        cases[#cases + 1], whose[#whose + 1] = obj._end, fd
+      else
+        local armed = self._armed[fd]
+        if not armed then
+          local ready, cancel = conch.fd_watch(fd)
+          if not ready then
+            report("polling fd " .. fd, cancel)
+            self.pollables[fd] = nil
+            goto next_pollable
+          end
+          armed = { ready = ready, cancel = cancel, obj = obj }
+          self._armed[fd] = armed
+        end
+        cases[#cases + 1], whose[#whose + 1] = armed.ready, fd
+      end
+      ::next_pollable::
+    end
+    local v, ch = conch.select(cases)
+    if ch == timer or (stop and ch == stop) then break end
+    for i = 2, #cases do
+      local fd = whose[i]
+      if fd and rawequal(ch, cases[i]) then
+        local obj = self.pollables[fd]
+        if obj and obj._end then
+          self:remove(fd)  -- the talk object ended
+        elseif obj and self._armed[fd] and rawequal(self._armed[fd].ready, ch) then
+          self._armed[fd] = nil  -- one report per watch: re-armed next round
+          if v ~= nil then self:_dispatch(fd, obj, v) end
+        end
+        break
+      end
+    end
+  end
+  self._polling = false
+end
+
+-- ---- StdinReader ----
+
+local StdinReader = class()
+talk.StdinReader = StdinReader
+
+--- A pollable that reads standard input (fd 0) and calls on_read(line) for
+--- each line, without its newline; at end of file it leaves its poller.
+function StdinReader.new()
+  return setmetatable({ fd = 0, _on_read = function() return nil end, _buf = "" }, StdinReader)
+end
+
+function StdinReader:on_read(fn) self._on_read = fn end
+
+function StdinReader:_on_poll()
+  local chunk, err = conch.fd_read(self.fd, 4096)
+  if chunk == nil then error(err, 0) end
+  if chunk == "" then
+    -- End of file: the last, unterminated line, then done.
+    self._ended = true
+    local rest = self._buf
+    self._buf = ""
+    if rest ~= "" then call("on_read", self._on_read, rest) end
+    return
+  end
+  local buf = self._buf .. chunk
+  local start = 1
+  for line, stop in buf:gmatch("([^\n]*)\n()") do
+    call("on_read", self._on_read, line)
+    start = stop
+  end
+  self._buf = buf:sub(start)
+end
+
+-- ---- Connection (a server's client) ----
+
+local Connection = class()
+talk.Connection = Connection
+
+-- The metatable a connection gets once its socket exists (see invariants).
+local LiveConnection = setmetatable({ __gc = finalize }, { __index = Connection })
+LiveConnection.__index = Connection
+
+--- A server's connection to one client: `id` (also `fd`, luatalk's key) and
+--- its conch `socket`.
+function Connection.new(id, socket, server)
+  local self = setmetatable({ id = id, fd = id, socket = socket, server = server,
+                              _end = conch.chan() }, Connection)
+  self._on_recv = function() return nil end
+  return setmetatable(self, LiveConnection)
+end
+
+function Connection:on_recv(fn) self._on_recv = fn end
+--- Sends msg to this client: false once it is gone.
+function Connection:send(msg)
+  msg = check_message(msg)
+  if msg == "" then return not self._shut end
+  return self.socket.output:send(msg)
+end
+--- Flushes and closes this connection (waiting at most talk.linger ms).
+function Connection:close()
+  local srv = self.server
+  if srv and srv.connections[self.id] == self then srv.connections[self.id] = nil end
+  shut(self)
+  await_end({ self }, conch.now() + talk.linger + 100)
+end
+-- Connections are driven by their reader go block.
+function Connection:_on_poll() end
+
+-- ---- SocketServer ----
+
+local SocketServer = class()
+talk.SocketServer = SocketServer
+
+--- A server. params: {connection_backlog = n} (default 10). `connections`
+--- maps each client's id (1, 2, ... in accept order) to its Connection;
+--- `poller` is the Poller listen() runs.
+function SocketServer.new(params)
+  if params ~= nil and type(params) ~= "table" then
+    error("conch.talk: SocketServer(params): params must be a table", 2)
+  end
+  params = params or {}
+  for k in pairs(params) do
+    if k ~= "connection_backlog" then
+      error("conch.talk: SocketServer: unknown option '" .. tostring(k) .. "'", 2)
+    end
+  end
+  local backlog = params.connection_backlog or 10
+  if math.type(backlog) ~= "integer" or backlog < 1 then
+    error("conch.talk: SocketServer: connection_backlog must be an integer >= 1", 2)
+  end
+  local self = setmetatable({
+    connection_backlog = backlog, poller = Poller(), connections = {}, fd = pseudo_fd(),
+    next_id = 0, _end = conch.chan(),
+  }, SocketServer)
+  self._on_recv = function() return nil end
+  return self
+end
+
+function SocketServer:on_recv(fn) self._on_recv = fn end
+--- on_connect(fn): fn(id) runs for each new client (conch extension).
+function SocketServer:on_connect(fn) self._on_connect = fn end
+--- on_close(fn): fn(id) runs when a client hangs up (conch extension).
+function SocketServer:on_close(fn) self._on_close = fn end
+
+-- The reader of one connection: on_recv(id, msg) for each chunk.
+function SocketServer:_serve(conn)
+  read_loop(conn, function(msg)
+    call("on_recv", conn._on_recv, msg)
+  end, function()
+    if self.connections[conn.id] == conn then
+      self.connections[conn.id] = nil
+      call("on_close", self._on_close, conn.id)
+    end
+  end)
+end
+
+--- Starts serving `path` (a Unix socket path; also "@name" or host:port) and
+--- returns at once: true, or nil, message, code. opts: conch socket options.
+function SocketServer:start(path, opts)
+  if self.srv then error("conch.talk: this server is already listening", 2) end
+  local o = { backlog = self.connection_backlog }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local srv, err, code = conch.listen(address(path), o)
   if not srv then return nil, err, code end
-  self.srv = srv
+  self.srv, self.path = srv, path
   conch.go(function()
     for sock in srv.connections:iter() do
       self.next_id = self.next_id + 1
-      local conn = { id = self.next_id, socket = sock }
+      local conn = Connection(self.next_id, sock, self)
+      conn:on_recv(function(msg) return self._on_recv(conn.id, msg) end)
       self.connections[conn.id] = conn
-      call(self.connect_cb, conn.id)
-      conch.go(self.serve, self, conn)
+      call("on_connect", self._on_connect, conn.id)
+      conch.go(self._serve, self, conn)
     end
   end)
+  self.poller:add(self)
+  return true
+end
+
+--- Listens on `path` and serves until close(), as luatalk's listen does
+--- (running self.poller, so pollables added to it are polled too). Raises
+--- when it cannot listen.
+function SocketServer:listen(path, opts)
+  local ok, err = self:start(path, opts)
+  if not ok then error("conch.talk: listen(" .. tostring(path) .. "): " .. tostring(err), 2) end
+  self.poller:poll(nil, self._end)
   return true
 end
 
 --- The address the server listens on.
-function Server:address() return self.srv and self.srv:address() end
+function SocketServer:address() return self.srv and self.srv:address() end
 
---- Sends msg to one client (an id or a connection). False if it is gone.
-function Server:send(client, msg)
-  local conn = type(client) == "table" and client or self.connections[client]
-  if not conn then return false end
+--- Sends msg to one client (its id, or its Connection): true, or false if
+--- that client is gone.
+function SocketServer:send(client, msg)
+  msg = check_message(msg)
+  local conn = client
+  if type(client) ~= "table" then conn = self.connections[client] end
+  if not conn or conn._shut then return false end
+  if msg == "" then return true end
   return conn.socket.output:send(msg)
 end
 
 --- Sends msg to every connected client; returns how many it reached.
-function Server:broadcast(msg)
+function SocketServer:broadcast(msg)
+  msg = check_message(msg)
+  local list = {}
+  for _, conn in pairs(self.connections) do list[#list + 1] = conn end
   local n = 0
-  for _, conn in pairs(self.connections) do
-    if conn.socket.output:send(msg) then n = n + 1 end
+  for _, conn in ipairs(list) do
+    if not conn._shut and (msg == "" or conn.socket.output:send(msg)) then n = n + 1 end
   end
   return n
 end
 
---- Closes the listener and every client connection.
-function Server:close()
+--- Stops listening and closes every connection: what was sent to them is
+--- flushed first (waiting at most talk.linger ms for the clients to close);
+--- listen() returns.
+function SocketServer:close()
   if self.srv then self.srv:close() end
+  local list = {}
   for id, conn in pairs(self.connections) do
-    conn.socket:close()
+    list[#list + 1] = conn
     self.connections[id] = nil
+    shut(conn)
   end
+  if not self._closed then
+    self._closed = true
+    self._end:close()
+  end
+  await_end(list, conch.now() + talk.linger + 100)
 end
 
--- ---- client ----
+-- The server is driven by its accept go block.
+function SocketServer:_on_poll() end
 
-local Client = {}
-Client.__index = Client
+-- ---- Client ----
 
-function talk.Client() return setmetatable({}, Client) end
+local Client = class()
+talk.Client = Client
+talk.SocketClient = Client
 
-function Client:on_recv(fn) self.recv_cb = fn end
-function Client:on_close(fn) self.close_cb = fn end
+local LiveClient = setmetatable({ __gc = finalize }, { __index = Client })
+LiveClient.__index = Client
 
---- Connects to `path`; returns true, or nil, message, code.
+function Client.new()
+  local self = setmetatable({ fd = pseudo_fd(), _end = conch.chan() }, Client)
+  self._on_recv = function() return nil end
+  return self
+end
+
+function Client:on_recv(fn) self._on_recv = fn end
+--- on_close(fn): fn() runs when the server hangs up (conch extension).
+function Client:on_close(fn) self._on_close = fn end
+
+--- Connects to a server at `path` (as SocketServer:start). Raises when it
+--- cannot connect. opts: conch socket options.
 function Client:connect(path, opts)
-  local sock, err, code = conch.connect(path, opts)
-  if not sock then return nil, err, code end
-  self.socket = sock
-  conch.go(function()
-    for msg in sock.input:iter() do call(self.recv_cb, msg) end
-    sock:close()
-    call(self.close_cb)
+  if self.socket then error("conch.talk: this client is already connected", 2) end
+  local sock, err = conch.connect(address(path), opts)
+  if not sock then error("conch.talk: connect(" .. tostring(path) .. "): " .. tostring(err), 2) end
+  self.socket, self.path = sock, path
+  conch.go(read_loop, self, function(msg)
+    call("on_recv", self._on_recv, msg)
+  end, function()
+    call("on_close", self._on_close)
   end)
+  setmetatable(self, LiveClient)  -- finalizable from now on (see invariants)
   return true
 end
 
---- Sends msg to the server; false once the connection is gone.
+--- Sends msg to the server: true once queued, false once the connection is
+--- gone (luatalk raises then).
 function Client:send(msg)
-  return self.socket ~= nil and self.socket.output:send(msg)
+  msg = check_message(msg)
+  if not self.socket then error("conch.talk: send: the client is not connected", 2) end
+  if self._shut then return false end
+  if msg == "" then return true end
+  return self.socket.output:send(msg)
 end
 
+--- Closes the connection: what was sent is flushed first, waiting at most
+--- talk.linger ms for the server to close its side.
 function Client:close()
-  if self.socket then self.socket:close() end
+  if not self.socket then return end
+  shut(self)
+  await_end({ self }, conch.now() + talk.linger + 100)
 end
 
--- ---- the loop ----
+-- The client is driven by its reader go block.
+function Client:_on_poll() end
 
---- Runs the event loop until every server and client is closed.
+-- ---- running the loop without a Poller ----
+
+--- Runs the event loop until every go block (server, clients) has ended.
 function talk.run() conch.run() end
 
---- Runs the event loop for `ms` milliseconds (default: until all is closed).
+--- Runs the event loop for `ms` milliseconds (without: as talk.run()).
 function talk.poll(ms)
   if ms then conch.sleep(ms) else conch.run() end
 end
-
-local Poller = {}
-Poller.__index = Poller
-
---- luatalk's poller: add/remove are kept for compatibility (conch watches
---- every socket already); poll() runs the loop.
-function talk.Poller() return setmetatable({}, Poller) end
-function Poller:add() end
-function Poller:remove() end
-function Poller:poll(ms) talk.poll(ms) end
 
 return talk

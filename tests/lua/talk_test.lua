@@ -1,5 +1,6 @@
 -- tests/lua/talk_test.lua
--- The luatalk-style API (conch.talk): a server, two clients, broadcast.
+-- conch.talk as luatalk, in one process: the README's server and client, sizes, broadcast, close, Poller.
+-- (tests/lua/talk_demos_test.lua runs scripts as separate processes: exit, stdin, the real demos.)
 local conch = require "conch"
 local talk = require "conch.talk"
 local T = require "check"
@@ -10,96 +11,283 @@ local function tmp_path()
   return p
 end
 
-T.test("a server with two clients: broadcast reaches both, send reaches one", function()
-  local path = tmp_path()
-  local server = talk.SocketServer()
-  local server_got = conch.chan(10)
-  server:on_recv(function(client, msg)
-    server_got:send({ client = client, msg = msg })
-    server:broadcast("all:" .. msg)
-  end)
-  assert(server:listen(path))
-
-  local inbox = { conch.chan(10), conch.chan(10) }
-  local clients = {}
-  for i = 1, 2 do
-    clients[i] = talk.Client()
-    clients[i]:on_recv(function(msg) inbox[i]:send(msg) end)
-    assert(clients[i]:connect(path))
-  end
-  -- Both connections are accepted before anyone talks.
-  for _ = 1, 2000 do  -- up to 10 s (sanitizer builds on a busy machine)
-    local n = 0
-    for _ in pairs(server.connections) do n = n + 1 end
-    if n == 2 then break end
+-- Polls cond() every 5 ms (running the loop) for up to 10 s (sanitizers on
+-- a busy machine); true once it holds.
+local function eventually(cond)
+  for _ = 1, 2000 do
+    if cond() then return true end
     conch.sleep(5)
   end
-  local ids = {}
-  for id in pairs(server.connections) do ids[#ids + 1] = id end
-  T.eq(#ids, 2, "two connections")
+  return cond()
+end
+
+local function count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+-- A server that collects what each client sent (chunks concatenated by id).
+local function collecting_server(path)
+  local server = talk.SocketServer()
+  local got = {}
+  server:on_recv(function(id, msg) got[id] = (got[id] or "") .. msg end)
+  assert(server:start(path))
+  return server, got
+end
+
+T.test("the README's server and client: listen serves until close(), the message arrives", function()
+  local path = tmp_path()
+  local server = require('conch.talk').SocketServer()
+  local received = conch.chan(4)
+  server:on_recv(function(fd, msg)
+    received:send('Received this message: ' .. msg)
+  end)
+  local listening = conch.go(function()
+    server:listen(path)
+    return "listen returned"
+  end)
+  T.ok(eventually(function() return server.srv ~= nil end), "listening")
+
+  local client = require('conch.talk').Client()
+  client:connect(path)
+  client:send('Groovy!')
+  T.eq(received:recv(), 'Received this message: Groovy!')
+  T.eq(listening:try_recv(), nil, "listen still serving")
+  client:close()
+  server:close()
+  T.eq(listening:recv(), "listen returned", "listen returned after close()")
+  os.remove(path)
+end)
+
+T.test("connections are keyed by a per-connection number; send and broadcast", function()
+  local path = tmp_path()
+  local server = talk.SocketServer()
+  local seen = conch.chan(10)
+  server:on_recv(function(id, msg)
+    seen:send({ id = id, msg = msg })
+    server:broadcast("all:" .. msg)
+  end)
+  assert(server:start(path))
+  local inbox, clients = { conch.chan(10), conch.chan(10) }, {}
+  for i = 1, 2 do
+    clients[i] = talk.SocketClient()
+    clients[i]:on_recv(function(msg) inbox[i]:send(msg) end)
+    clients[i]:connect(path)
+  end
+  T.ok(eventually(function() return count(server.connections) == 2 end), "two connections")
+  T.ok(server.connections[1] and server.connections[2], "keys 1 and 2")
+  T.eq(server.connections[1].fd, 1, "a connection's fd is its key")
 
   T.eq(clients[1]:send("hello"), true)
-  local got = server_got:recv()
+  local got = seen:recv()
   T.eq(got.msg, "hello")
   T.eq(inbox[1]:recv(), "all:hello", "client 1 got the broadcast")
   T.eq(inbox[2]:recv(), "all:hello", "client 2 got the broadcast")
 
-  T.eq(server:send(got.client, "just you"), true)
+  T.eq(server:send(got.id, "just you"), true)
   T.eq(inbox[1]:recv(), "just you")
   T.eq(inbox[2]:try_recv(), nil, "client 2 got nothing")
+  T.eq(server:send(99, "nobody"), false, "an unknown id is false")
 
-  server:close()
   for i = 1, 2 do clients[i]:close() end
-  talk.run()  -- returns once every reader has stopped
-  T.eq(next(server.connections), nil, "connections emptied")
+  T.ok(eventually(function() return next(server.connections) == nil end), "hung-up clients leave")
+  T.eq(server:broadcast("late"), 0, "broadcast with no one left reaches no one, no error")
+  T.eq(server:send(got.id, "late"), false, "send to a closed client is false, no error")
+  server:close()
   os.remove(path)
 end)
 
-T.test("a client that hangs up leaves connections; on_close hears it", function()
+T.test("messages of 1, 4095, 4096, 4097 bytes and 1 MiB arrive whole, both ways", function()
+  local path = tmp_path()
+  local server, got = collecting_server(path)
+  local sizes = { 1, 4095, 4096, 4097, 1 << 20 }
+  for _, n in ipairs(sizes) do
+    -- Every byte value but NUL, in a pattern that shows a lost or moved chunk.
+    local parts = {}
+    for i = 1, n do parts[i] = string.char(1 + (i * 7 + i // 251) % 255) end
+    local msg = table.concat(parts)
+    local back = {}
+    local c = talk.Client()
+    c:on_recv(function(m) back[#back + 1] = m end)
+    c:connect(path)
+    T.eq(c:send(msg), true)
+    local id
+    T.ok(eventually(function()
+      for k, v in pairs(got) do if #v >= n then id = k return true end end
+    end), n .. " bytes reached the server")
+    T.ok(got[id] == msg, n .. " bytes arrived whole at the server")
+    T.eq(server:send(id, msg), true)
+    T.ok(eventually(function() return #table.concat(back) >= n end), n .. " bytes came back")
+    T.ok(table.concat(back) == msg, n .. " bytes arrived whole at the client")
+    got[id] = nil
+    c:close()
+  end
+  server:close()
+  os.remove(path)
+end)
+
+T.test("server:close() flushes and closes every client; listen's poller stops", function()
   local path = tmp_path()
   local server = talk.SocketServer()
-  local closed = conch.chan(1)
-  server:on_close(function(id) closed:send(id) end)
-  assert(server:listen(path))
+  assert(server:start(path))
+  local closed, inbox = conch.chan(4), conch.chan(4)
+  local clients = {}
+  for i = 1, 2 do
+    clients[i] = talk.Client()
+    clients[i]:on_recv(function(msg) inbox:send(i .. ":" .. msg) end)
+    clients[i]:on_close(function() closed:send(i) end)
+    clients[i]:connect(path)
+  end
+  T.ok(eventually(function() return count(server.connections) == 2 end), "both accepted")
+  server:broadcast("bye")
+  server:close()  -- luatalk's leaves the accepted descriptors open
+  T.eq(next(server.connections), nil, "connections emptied")
+  local heard = {}
+  for _ = 1, 2 do heard[inbox:recv()] = true end
+  T.ok(heard["1:bye"] and heard["2:bye"], "what was sent before close() arrived")
+  local ended = {}
+  for _ = 1, 2 do ended[closed:recv()] = true end
+  T.ok(ended[1] and ended[2], "both clients saw the server close")
+  T.eq(clients[1]:send("x"), false, "sending to a closed server is false")
+  T.raises(function() talk.Client():connect(path) end, "connect(")
+  os.remove(path)
+end)
+
+T.test("a client's close() flushes what it sent; the server's on_close hears the hang-up", function()
+  local path = tmp_path()
+  local server, got = collecting_server(path)
+  local gone = conch.chan(1)
+  server:on_close(function(id) gone:send(id) end)
   local c = talk.Client()
-  assert(c:connect(path))
-  c:send("x")
-  conch.sleep(10)
-  c:close()
-  local id = closed:recv()
+  c:connect(path)
+  local big = string.rep("z", 300000)
+  c:send(big)
+  c:send("end")
+  c:close()  -- returns once the server has everything and closed its side
+  local id = gone:recv()
+  T.ok(got[id] == big .. "end", "all of it arrived before the hang-up")
   T.eq(server.connections[id], nil)
   server:close()
   os.remove(path)
 end)
 
-T.test("errors: connecting nowhere; a failing callback does not stop the connection", function()
-  local ok, err = talk.Client():connect("/nonexistent/talk.sock")
-  T.eq(ok, nil)
-  T.ok(err, "a message")
+T.test("a callback may close its own connection or the server", function()
   local path = tmp_path()
   local server = talk.SocketServer()
-  local n = 0
-  local seen = conch.chan(2)
+  server:on_recv(function(id, msg)
+    if msg == "quit" then
+      server:send(id, "ok")
+      server:close()  -- from inside the connection's own callback: no self-wait
+    end
+  end)
+  local done = conch.go(function()
+    server:listen(path)
+    return true
+  end)
+  T.ok(eventually(function() return server.srv ~= nil end))
+  local reply = conch.chan(1)
+  local c = talk.Client()
+  c:on_recv(function(msg) reply:send(msg) end)
+  c:connect(path)
+  c:send("quit")
+  T.eq(reply:recv(), "ok", "the reply sent before close() arrived")
+  T.eq(done:recv(), true, "listen returned")
+  c:close()
+  os.remove(path)
+end)
+
+T.test("errors are clear: bad paths, bad messages, bad options, a failing callback", function()
+  T.raises(function() talk.Client():connect("/nonexistent/talk.sock") end,
+           "conch.talk: connect(/nonexistent/talk.sock)")
+  T.raises(function() talk.SocketServer():listen("/nonexistent/dir/talk.sock") end,
+           "conch.talk: listen(/nonexistent/dir/talk.sock)")
+  local ok, err = talk.SocketServer():start("/nonexistent/dir/talk.sock")
+  T.eq(ok, nil)
+  T.ok(type(err) == "string", "start: nil, message")
+  T.raises(function() talk.Client():connect(nil) end, "socket path")
+  T.raises(function() talk.SocketServer{ backlog = 3 } end, "unknown option 'backlog'")
+  T.raises(function() talk.SocketServer{ connection_backlog = 0 } end, "connection_backlog")
+  T.raises(function() talk.Client():send("x") end, "not connected")
+  T.raises(function() talk.Poller():add({ fd = 3 }) end, "_on_poll")
+
+  local path = tmp_path()
+  local server = talk.SocketServer{ connection_backlog = 4 }
+  local n, seen = 0, conch.chan(2)
   server:on_recv(function(_, msg)
     n = n + 1
     if n == 1 then error("first message fails") end
     seen:send(msg)
   end)
-  assert(server:listen(path, { framing = "lines" }))
+  assert(server:start(path, { framing = "lines" }))
   local c = talk.Client()
-  assert(c:connect(path, { framing = "lines" }))
+  c:connect(path, { framing = "lines" })
+  T.raises(function() c:send({}) end, "must be a string")
   c:send("one")
   c:send("two")
-  T.eq(seen:recv(), "two")
+  T.eq(seen:recv(), "two", "the connection survived the failing callback")
+  T.raises(function() c:connect(path) end, "already connected")
   c:close()
   server:close()
   os.remove(path)
 end)
 
-T.test("Poller():poll(ms) runs the loop for a while", function()
+T.test("a relative path names a Unix socket in the working directory, as luatalk's does", function()
+  local name = "conch_talk_test_" .. math.random(1 << 30) .. ".sock"
+  local server, got = collecting_server(name)
+  local c = talk.Client()
+  c:connect(name)
+  c:send("rel")
+  T.ok(eventually(function() return got[1] == "rel" end), "arrived")
+  T.ok(os.execute("test -S " .. name), "the socket file is in the working directory")
+  c:close()
+  server:close()
+  os.remove(name)
+end)
+
+T.test("Poller: talk objects are polled until they end; poll(ms) and stop() return", function()
+  local path = tmp_path()
+  local server = talk.SocketServer()
+  assert(server:start(path))
+  local poller = talk.Poller()
+  local c = talk.Client()
+  local inbox = conch.chan(1)
+  c:on_recv(function(msg) inbox:send(msg) end)
+  c:connect(path)
+  poller:add(c)
+  T.eq(poller.pollables[c.fd], c, "pollables keyed by fd")
+  T.ok(c.fd < 0, "a talk object's fd is no OS descriptor")
   local t0 = conch.now()
-  talk.Poller():poll(20)
-  T.ok(conch.now() - t0 >= 19, "polled")
+  poller:poll(30)
+  T.ok(conch.now() - t0 >= 29, "poll(ms) returned after ms")
+  conch.go(function()
+    T.ok(eventually(function() return server.connections[1] ~= nil end))
+    server:send(1, "hi")
+    server:close()  -- the client sees the server close: it ends, leaves the poller
+  end)
+  poller:poll()  -- returns once nothing is left to poll
+  T.eq(inbox:recv(), "hi", "the callback ran while polling")
+  T.eq(next(poller.pollables), nil, "the ended client left the poller")
+
+  local p2 = talk.Poller()
+  p2:add(talk.Client())  -- never connects: polled until removed or stopped
+  conch.go(function() conch.sleep(10) p2:stop() end)
+  p2:poll()
+  T.ok(next(p2.pollables) ~= nil, "stop() keeps the pollables")
+  p2:remove(next(p2.pollables))
+  p2:poll()  -- nothing left: returns at once
+  os.remove(path)
+end)
+
+T.test("conch.fd_watch and fd_read: a closed descriptor polls POLLNVAL; bad arguments are errors", function()
+  local ready, cancel = conch.fd_watch(1 << 20)  -- no such descriptor: POLLNVAL
+  T.eq(ready:recv(), 32, "POLLNVAL for a closed descriptor")
+  T.raises(function() conch.fd_watch(-1) end, "not a file descriptor")
+  T.raises(function() conch.fd_read(0, 0) end, "byte count")
+  local v, err = conch.fd_read(1 << 20)
+  T.eq(v, nil)
+  T.ok(err:find("Bad file descriptor", 1, true), "read of a closed descriptor: " .. tostring(err))
+  cancel()
 end)
 
 T.done("talk")
