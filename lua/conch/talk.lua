@@ -252,6 +252,11 @@ function Poller:poll(ms, stop)
       end
     end
   end
+  -- Leave no poll(2) behind: the next poll() arms afresh.
+  for fd, armed in pairs(self._armed) do
+    armed.cancel()
+    self._armed[fd] = nil
+  end
   self._polling = false
 end
 
