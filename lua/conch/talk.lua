@@ -116,23 +116,39 @@ local function await_end(list, deadline)
   end
 end
 
+-- Every client and connection whose reader has not finished (they are
+-- reachable from their reader go block anyway until then).
+local open_links = {}
+
 -- The reader go block of a client or connection: each chunk to on_recv, then
 -- the end: `on_end` (bookkeeping), then the socket is flushed and closed.
 local function read_loop(obj, deliver, on_end)
+  open_links[obj] = true
   obj._reader = coroutine.running()
   for msg in obj.socket.input:iter() do deliver(msg) end
   on_end()
   shut(obj)
+  open_links[obj] = nil
   obj._end:close()
 end
 
--- Finalizer of clients and connections: at the script's end (or when
--- dropped) their queued output still reaches the peer, within talk.linger.
+-- Finalizer of clients and connections. A link with a reader still running
+-- is reachable (open_links), so one with work to do is finalized only when
+-- the state closes: the script has ended. The first such finalizer ends
+-- every open link at once, so that they all share one wait of at most
+-- talk.linger ms; the others find theirs done.
+-- With no go block left the host has stopped (an embedding closes the state
+-- after stopping its go blocks): nothing could run, so nothing is waited for.
 local function finalize(obj)
-  if obj.socket and not obj._shut then
-    shut(obj)
-    await_end({ obj }, conch.now() + talk.linger + 100)
+  if not obj.socket or obj._shut or conch.tasks() == 0 then return end
+  local list = {}
+  for o in pairs(open_links) do
+    shut(o)
+    list[#list + 1] = o
   end
+  shut(obj)  -- in case its reader has not started yet
+  list[#list + 1] = obj
+  await_end(list, conch.now() + talk.linger + 100)
 end
 
 -- ---- Poller ----
@@ -478,7 +494,9 @@ function Client:on_close(fn) self._on_close = fn end
 --- Connects to a server at `path` (as SocketServer:start). Raises when it
 --- cannot connect. opts: conch socket options.
 function Client:connect(path, opts)
-  if self.socket then error("conch.talk: this client is already connected", 2) end
+  if self.socket then
+    error("conch.talk: this client is already connected (a new Client connects again)", 2)
+  end
   local sock, err = conch.connect(address(path), opts)
   if not sock then error("conch.talk: connect(" .. tostring(path) .. "): " .. tostring(err), 2) end
   self.socket, self.path = sock, path

@@ -102,11 +102,13 @@ T.test("messages of 1, 4095, 4096, 4097 bytes and 1 MiB arrive whole, both ways"
   local path = tmp_path()
   local server, got = collecting_server(path)
   local sizes = { 1, 4095, 4096, 4097, 1 << 20 }
+  local bytes = {}
+  for i = 1, 251 do bytes[i] = string.char(i) end
+  local block251 = table.concat(bytes)
   for _, n in ipairs(sizes) do
-    -- Every byte value but NUL, in a pattern that shows a lost or moved chunk.
-    local parts = {}
-    for i = 1, n do parts[i] = string.char(1 + (i * 7 + i // 251) % 255) end
-    local msg = table.concat(parts)
+    -- Bytes 1..251 over and over (251 is prime: no buffer size is a
+    -- multiple of it, so a lost, repeated or moved chunk shows).
+    local msg = string.rep(block251, n // 251 + 1):sub(1, n)
     local back = {}
     local c = talk.Client()
     c:on_recv(function(m) back[#back + 1] = m end)
@@ -296,6 +298,18 @@ T.test("conch.fd_watch and fd_read: a closed descriptor polls POLLNVAL; bad argu
   T.eq(v, nil)
   T.ok(err:find("Bad file descriptor", 1, true), "read of a closed descriptor: " .. tostring(err))
   cancel()
+end)
+
+T.test("the script may end with a server and clients still open (the state closes, flushing)", function()
+  local path = tmp_path()
+  local server = talk.SocketServer()
+  assert(server:start(path))
+  for i = 1, 3 do
+    local c = talk.Client()
+    c:connect(path)
+    T.eq(c:send("left open " .. i), true)
+  end
+  -- Nothing closed: the runner must still end (lua_close finalizes them).
 end)
 
 T.done("talk")
