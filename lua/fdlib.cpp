@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "conch/chan/go.hpp"
 #include "lua/bridge.hpp"

@@ -219,12 +219,27 @@ end
 --- readable, while the conch loop runs every go block (connections'
 --- callbacks included). luatalk's never returns; this one returns when no
 --- pollable is left (every one removed, hung up, or a closed talk object),
---- after `ms` milliseconds if given, or after stop().
-function Poller:poll(ms, stop)
-  if ms ~= nil and type(ms) ~= "number" then
-    error("conch.talk: Poller:poll(ms): ms must be a number", 2)
+--- after stop(), or with poll{timeout = ms} after ms milliseconds. A number
+--- is ignored, as luatalk ignores it (its README writes poll(fd)).
+function Poller:poll(opts)
+  local ms
+  if type(opts) == "table" then
+    for k in pairs(opts) do
+      if k ~= "timeout" then error("conch.talk: Poller:poll: unknown option '" .. tostring(k) .. "'", 2) end
+    end
+    ms = opts.timeout
+    if ms ~= nil and type(ms) ~= "number" then
+      error("conch.talk: Poller:poll: timeout must be milliseconds (a number)", 2)
+    end
+  elseif opts ~= nil and type(opts) ~= "number" then
+    error("conch.talk: Poller:poll: expected nothing, a number (ignored) or {timeout = ms}", 2)
   end
   if self._polling then error("conch.talk: Poller:poll: already polling", 2) end
+  return self:_run(ms)
+end
+
+-- The poll loop: until nothing is left, stop(), `ms` ms, or `stop` (a channel) closes.
+function Poller:_run(ms, stop)
   self._polling, self._stopping = true, false
   local timer = ms and conch.timeout(ms)
   while next(self.pollables) ~= nil and not self._stopping do
@@ -321,10 +336,9 @@ LiveConnection.__index = Connection
 --- A server's connection to one client: `id` (also `fd`, luatalk's key) and
 --- its conch `socket`.
 function Connection.new(id, socket, server)
-  local self = setmetatable({ id = id, fd = id, socket = socket, server = server,
-                              _end = conch.chan() }, Connection)
-  self._on_recv = function() return nil end
-  return setmetatable(self, LiveConnection)
+  -- The socket exists already: finalizable at once (see invariants).
+  return setmetatable({ id = id, fd = id, socket = socket, server = server, _end = conch.chan(),
+                        _on_recv = function() return nil end }, LiveConnection)
 end
 
 function Connection:on_recv(fn) self._on_recv = fn end
@@ -419,9 +433,10 @@ end
 --- (running self.poller, so pollables added to it are polled too). Raises
 --- when it cannot listen.
 function SocketServer:listen(path, opts)
+  if self.poller._polling then error("conch.talk: listen: the server's poller is already polling", 2) end
   local ok, err = self:start(path, opts)
   if not ok then error("conch.talk: listen(" .. tostring(path) .. "): " .. tostring(err), 2) end
-  self.poller:poll(nil, self._end)
+  self.poller:_run(nil, self._end)
   return true
 end
 

@@ -255,7 +255,7 @@ T.test("a relative path names a Unix socket in the working directory, as luatalk
   os.remove(name)
 end)
 
-T.test("Poller: talk objects are polled until they end; poll(ms) and stop() return", function()
+T.test("Poller: talk objects are polled until they end; poll{timeout}, stop() and an empty poller return", function()
   local path = tmp_path()
   local server = talk.SocketServer()
   assert(server:start(path))
@@ -267,9 +267,17 @@ T.test("Poller: talk objects are polled until they end; poll(ms) and stop() retu
   poller:add(c)
   T.eq(poller.pollables[c.fd], c, "pollables keyed by fd")
   T.ok(c.fd < 0, "a talk object's fd is no OS descriptor")
-  local t0 = conch.now()
-  poller:poll(30)
-  T.ok(conch.now() - t0 >= 29, "poll(ms) returned after ms")
+  poller:poll{ timeout = 30 }
+  T.eq(poller.pollables[c.fd], c, "poll{timeout} returned with the client still polled")
+  local stopped = false
+  conch.go(function()
+    conch.sleep(20)
+    stopped = true
+    poller:stop()
+  end)
+  poller:poll(1)  -- luatalk's README writes poll(fd): a number is no time limit
+  T.ok(stopped, "poll(1) ran until stop()")
+  T.raises(function() poller:poll{ ms = 1 } end, "unknown option 'ms'")
   conch.go(function()
     T.ok(eventually(function() return server.connections[1] ~= nil end))
     server:send(1, "hi")

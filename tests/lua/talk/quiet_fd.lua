@@ -10,6 +10,6 @@ assert(ready:recv() == nil, 'a cancelled watch closes empty')
 cancel()  -- idempotent
 local poller = require('conch.talk').Poller()
 poller:add(require('conch.talk').StdinReader())
-poller:poll(20)  -- returns after 20 ms (cancelling its watch)
+poller:poll{ timeout = 20 }  -- returns after 20 ms (cancelling its watch)
 local again = conch.fd_watch(0)
 print('ending with watches armed')
