@@ -129,7 +129,7 @@ T.test("messages of 1, 4095, 4096, 4097 bytes and 1 MiB arrive whole, both ways"
   os.remove(path)
 end)
 
-T.test("server:close() flushes and closes every client; listen's poller stops", function()
+T.test("server:close() flushes and closes every accepted client (luatalk's leaves them open)", function()
   local path = tmp_path()
   local server = talk.SocketServer()
   assert(server:start(path))
@@ -253,6 +253,18 @@ T.test("a relative path names a Unix socket in the working directory, as luatalk
   c:close()
   server:close()
   os.remove(name)
+end)
+
+T.test("host:port serves TCP on loopback too (a conch extension)", function()
+  local server, got = collecting_server("127.0.0.1:0")
+  local addr = server:address()
+  T.ok(addr:match("^127%.0%.0%.1:%d+$"), "bound to a free port: " .. tostring(addr))
+  local c = talk.Client()
+  c:connect(addr)
+  c:send("tcp")
+  T.ok(eventually(function() return got[1] == "tcp" end), "arrived over TCP")
+  c:close()
+  server:close()
 end)
 
 T.test("Poller: talk objects are polled until they end; poll{timeout}, stop() and an empty poller return", function()
