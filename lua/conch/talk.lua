@@ -202,15 +202,14 @@ function Poller:stop()
   self:_poke()
 end
 
--- One readiness report for `obj`: call _on_poll when readable; drop the
--- pollable once it hung up or failed with nothing left to read, when its
--- _on_poll fails, or when it says it has ended (StdinReader at end of file).
+-- One readiness report for `obj`, as luatalk's poll loop: _on_poll(revents)
+-- when readable; then the pollable is dropped if it hung up, failed or was
+-- closed (POLLHUP, POLLERR, POLLNVAL), if its _on_poll raised, or if it says
+-- it has ended (`_ended`: StdinReader at end of file).
 function Poller:_dispatch(fd, obj, revents)
-  if revents & POLLIN ~= 0 then
-    if not call("_on_poll of fd " .. fd, obj._on_poll, obj) or obj._ended then
-      if self.pollables[fd] == obj then self:remove(fd) end
-    end
-  elseif revents & (POLLERR | POLLHUP | POLLNVAL) ~= 0 then
+  local ok = true
+  if revents & POLLIN ~= 0 then ok = call("_on_poll of fd " .. fd, obj._on_poll, obj, revents) end
+  if not ok or obj._ended or revents & (POLLERR | POLLHUP | POLLNVAL) ~= 0 then
     if self.pollables[fd] == obj then self:remove(fd) end
   end
 end
@@ -238,9 +237,20 @@ function Poller:poll(opts)
   return self:_run(ms)
 end
 
--- The poll loop: until nothing is left, stop(), `ms` ms, or `stop` (a channel) closes.
+-- The poll loop: until nothing is left, stop(), `ms` ms, or `stop` (a channel)
+-- closes. Its watches are cancelled when it returns or raises.
 function Poller:_run(ms, stop)
   self._polling, self._stopping = true, false
+  local ok, err = pcall(self._loop, self, ms, stop)
+  for fd, armed in pairs(self._armed) do
+    armed.cancel()
+    self._armed[fd] = nil
+  end
+  self._polling = false
+  if not ok then error(err, 0) end
+end
+
+function Poller:_loop(ms, stop)
   local timer = ms and conch.timeout(ms)
   while next(self.pollables) ~= nil and not self._stopping do
     -- The cases: every pollable's readiness, a wake-up, the time limit.
@@ -283,12 +293,6 @@ function Poller:_run(ms, stop)
       end
     end
   end
-  -- Leave no poll(2) behind: the next poll() arms afresh.
-  for fd, armed in pairs(self._armed) do
-    armed.cancel()
-    self._armed[fd] = nil
-  end
-  self._polling = false
 end
 
 -- ---- StdinReader ----
@@ -304,9 +308,8 @@ end
 
 function StdinReader:on_read(fn) self._on_read = fn end
 
-function StdinReader:_on_poll()
-  local chunk, err = conch.fd_read(self.fd, 4096)
-  if chunk == nil then error(err, 0) end
+-- Hands the complete lines of what was read to on_read; "" is the end of file.
+function StdinReader:_take(chunk)
   if chunk == "" then
     -- End of file: the last, unterminated line, then done.
     self._ended = true
@@ -322,6 +325,16 @@ function StdinReader:_on_poll()
     start = stop
   end
   self._buf = buf:sub(start)
+end
+
+-- One read when stdin polls readable; once the writer has hung up
+-- (POLLHUP: reads no longer block), everything up to the end of file.
+function StdinReader:_on_poll(revents)
+  repeat
+    local chunk, err = conch.fd_read(self.fd, 4096)
+    if chunk == nil then error(err, 0) end
+    self:_take(chunk)
+  until self._ended or not revents or revents & POLLHUP == 0
 end
 
 -- ---- Connection (a server's client) ----

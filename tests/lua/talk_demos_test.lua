@@ -128,16 +128,18 @@ local function readme_pair(server_script, client_script, path, runs)
   cleanup()
 end
 
-local function demo_pair(server_script, client_script, path)
+local function demo_pair(server_script, client_script, path, lines)
   local sout, cout = tmp .. "/talkserver.out", tmp .. "/talk.out"
   spawn(server_script, path, sout)
   T.ok(eventually(function() return is_socket(path) end), "the server listens on " .. path)
-  spawn(client_script, path, cout, "hello\nworld\n")
+  lines = lines or { "hello", "world" }
+  local want = table.concat(lines)
+  spawn(client_script, path, cout, table.concat(lines, "\n") .. "\n")
   -- The client's StdinReader sends each line; the server prints it and
   -- broadcasts it back; the client prints what it receives.
   local ok = eventually(function()
-    return payload(read_file(sout), "User 1 says: ") == "helloworld"
-           and payload(read_file(cout), "Received: ") == "helloworld"
+    return payload(read_file(sout), "User 1 says: ") == want
+           and payload(read_file(cout), "Received: ") == want
   end)
   if not ok then io.stderr:write("server:\n", read_file(sout), "client:\n", read_file(cout)) end
   T.ok(ok, "stdin lines reached the server and its broadcast came back")
@@ -156,6 +158,15 @@ if mode ~= "real" then
   T.test("demos: talk.lua (StdinReader fed through a pipe, Poller) against talkserver.lua", function()
     local ok, err = pcall(demo_pair, dir .. "/demo_talkserver.lua", dir .. "/demo_talk.lua",
                           tmp .. "/talkie")
+    cleanup()
+    assert(ok, err)
+  end)
+
+  T.test("demos: 3000 lines (beyond one 4096-byte read) through the pipe arrive in order", function()
+    local lines = {}
+    for i = 1, 3000 do lines[i] = "line " .. i .. ";" end
+    local ok, err = pcall(demo_pair, dir .. "/demo_talkserver.lua", dir .. "/demo_talk.lua",
+                          tmp .. "/talkie", lines)
     cleanup()
     assert(ok, err)
   end)
