@@ -16,7 +16,7 @@ local server = talk.SocketServer()
 server:on_connect(function(id) server:broadcast(("* %d joined"):format(id)) end)
 server:on_recv(function(id, line) server:broadcast(("%d: %s"):format(id, line)) end)
 server:on_close(function(id) server:broadcast(("* %d left"):format(id)) end)
-assert(server:listen(path, { framing = "lines" }))
+assert(server:start(path, { framing = "lines" }))  -- start returns at once; listen would serve here
 print("chat server on " .. path)
 
 if demo then
