@@ -12,6 +12,9 @@
 // A watch is one poll(2) on the runtime's blocking pool (conch::thread),
 // over the watched descriptor and the watch's own eventfd, which cancel()
 // signals; so a watch never holds up the runtime's teardown once cancelled.
+// Each armed watch holds one blocking-pool thread (runtime_options::
+// max_blocking_threads, 256 by default): meant for a few descriptors (stdin,
+// a pipe), not for thousands; conch's own sockets need no watch.
 //
 // Invariants:
 //  - A watch is shared by its poll job and its holder userdata; the job
