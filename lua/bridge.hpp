@@ -12,6 +12,7 @@
 //   corolib.cpp   the park-aware coroutine.resume/wrap
 //   netlib.cpp    conch.listen/connect/udp/resolve/interfaces
 //   netobj.cpp    the socket, server and UDP objects
+//   opslib.cpp    the combinators (conch/ops.lua) and conch.thread
 //   init.cpp      open_module / open_standalone
 //
 // Every Lua C function of the module has the host as upvalue 1 (host_of).
@@ -144,6 +145,11 @@ void install_net_metatables(lua_State* L, host* h);
 /// Adds listen, connect, udp, resolve, interfaces to the module table on
 /// top. lua/netlib.cpp.
 void add_net_functions(lua_State* L, host* h);
+
+/// Makes the combinators (lua/conch/ops.lua) and conch.thread part of the
+/// module table on top, loaded the first time a missing name is read.
+/// lua/opslib.cpp.
+void add_ops_functions(lua_State* L, host* h);
 
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.
