@@ -31,8 +31,23 @@ local fmt = string.format
 
 -- ---- argument checks ----
 
+local getinfo = debug and debug.getinfo
+
+-- Raises msg at the first caller outside this file (the user's line).
+local function raise(msg)
+  local level = 2
+  if getinfo then
+    while true do
+      local info = getinfo(level, "S")
+      if info == nil or info.source ~= "=conch/ops.lua" then break end
+      level = level + 1
+    end
+  end
+  error(msg, level)
+end
+
 local function argerr(fname, what, got)
-  error(fmt("%s: %s (got %s)", fname, what, got == nil and "nil" or type(got)), 3)
+  raise(fmt("%s: %s (got %s)", fname, what, got == nil and "nil" or type(got)))
 end
 
 local function check_chan(fname, x, what)
@@ -53,7 +68,7 @@ end
 
 local function check_count(fname, x, what, min)
   if math.type(x) ~= "integer" or x < min then
-    error(fmt("%s: %s must be an integer >= %d (got %s)", fname, what, min, tostring(x)), 3)
+    raise(fmt("%s: %s must be an integer >= %d (got %s)", fname, what, min, tostring(x)))
   end
   return x
 end
@@ -61,7 +76,7 @@ end
 -- An error for arguments after the last one fname takes.
 local function check_extra(fname, max, n)
   if n > max then
-    error(fmt("%s: too many arguments (%d given, it takes at most %d)", fname, n, max), 3)
+    raise(fmt("%s: too many arguments (%d given, it takes at most %d)", fname, n, max))
   end
 end
 
@@ -71,12 +86,12 @@ local function check_chans(fname, t, what)
   local n = #t
   for k in pairs(t) do
     if math.type(k) ~= "integer" or k < 1 or k > n then
-      error(fmt("%s: %s must be a list of channels (found key %s)", fname, what, tostring(k)), 3)
+      raise(fmt("%s: %s must be a list of channels (found key %s)", fname, what, tostring(k)))
     end
   end
   for i = 1, n do
     if not is_chan(t[i]) then
-      error(fmt("%s: %s[%d] must be a channel (got %s)", fname, what, i, type(t[i])), 3)
+      raise(fmt("%s: %s[%d] must be a channel (got %s)", fname, what, i, type(t[i])))
     end
   end
   return t
@@ -85,7 +100,7 @@ end
 -- The output channel of a combinator, buffered as conch.chan(buf) would be.
 local function out_chan(fname, buf)
   local ok, ch = pcall(chan, buf)
-  if not ok then error(fmt("%s: output buffer: %s", fname, tostring(ch)), 3) end
+  if not ok then raise(fmt("%s: output buffer: %s", fname, tostring(ch))) end
   return ch
 end
 
@@ -94,7 +109,7 @@ local function check_opts(fname, t, allowed)
   if type(t) ~= "table" or is_chan(t) then argerr(fname, "options must be a table", t) end
   for k in pairs(t) do
     if not allowed[k] then
-      error(fmt("%s: unknown option '%s'", fname, tostring(k)), 3)
+      raise(fmt("%s: unknown option '%s'", fname, tostring(k)))
     end
   end
   return t
@@ -181,6 +196,7 @@ function M.map(f, src, buf, ...)
       return o:send(r)
     end)
   end
+  if type(src) ~= "table" then argerr(fname, "ch must be a channel or a list of channels", src) end
   local srcs = check_chans(fname, src, "ch")
   out = out_chan(fname, buf)
   local n = #srcs
@@ -377,7 +393,7 @@ Mult.__index = Mult
 Mult.__name = "conch.mult"
 
 local function check_mult(self, fname)
-  if getmetatable(self) ~= Mult then error(fname .. ": call it as m:" .. fname:match("[%w_]+$") .. "(...)", 3) end
+  if getmetatable(self) ~= Mult then raise(fname .. ": call it as m:" .. fname:match("[%w_]+$") .. "(...)") end
 end
 
 --- m:tap(ch [, close]) -> ch: copies every later value of the source onto ch;
@@ -490,7 +506,7 @@ Pub.__index = Pub
 Pub.__name = "conch.pub"
 
 local function check_pub(self, fname)
-  if getmetatable(self) ~= Pub then error(fname .. ": call it as p:" .. fname:match("[%w_]+$") .. "(...)", 3) end
+  if getmetatable(self) ~= Pub then raise(fname .. ": call it as p:" .. fname:match("[%w_]+$") .. "(...)") end
 end
 
 -- The topic's mult, created on first use (a channel buffered by buf_fn(topic)).
@@ -500,11 +516,11 @@ local function topic_mult(p, fname, topic)
   local buf
   if p.buf_fn then
     local ok, b = pcall(p.buf_fn, topic)
-    if not ok then error(fmt("%s: buf_fn: %s", fname, tostring(b)), 3) end
+    if not ok then raise(fmt("%s: buf_fn: %s", fname, tostring(b))) end
     buf = b
   end
   local ok, ch = pcall(chan, buf)
-  if not ok then error(fmt("%s: the buffer buf_fn returned: %s", fname, tostring(ch)), 3) end
+  if not ok then raise(fmt("%s: the buffer buf_fn returned: %s", fname, tostring(ch))) end
   m = M.mult(ch)
   p.topics[topic] = m
   return m
@@ -515,7 +531,7 @@ end
 function Pub:sub(topic, ch, close, ...)
   check_pub(self, "pub:sub")
   check_extra("pub:sub", 3, select("#", ...) + 3)
-  if topic == nil then error("pub:sub: topic must not be nil", 2) end
+  if topic == nil then raise("pub:sub: topic must not be nil") end
   check_chan("pub:sub", ch, "ch")
   close = check_close("pub:sub", close)
   if self.ended then
@@ -597,7 +613,7 @@ Mix.__index = Mix
 Mix.__name = "conch.mix"
 
 local function check_mix(self, fname)
-  if getmetatable(self) ~= Mix then error(fname .. ": call it as m:" .. fname:match("[%w_]+$") .. "(...)", 3) end
+  if getmetatable(self) ~= Mix then raise(fname .. ": call it as m:" .. fname:match("[%w_]+$") .. "(...)") end
 end
 
 local function mix_changed(m)
@@ -652,7 +668,7 @@ function Mix:toggle(ch, state, ...)
   check_opts("mix:toggle", state, toggle_keys)
   for k, v in pairs(state) do
     if type(v) ~= "boolean" then
-      error(fmt("mix:toggle: option '%s' must be a boolean (got %s)", k, type(v)), 2)
+      raise(fmt("mix:toggle: option '%s' must be a boolean (got %s)", k, type(v)))
     end
   end
   local input = mix_input(self, ch)
@@ -666,7 +682,7 @@ function Mix:solo_mode(mode, ...)
   check_mix(self, "mix:solo_mode")
   check_extra("mix:solo_mode", 1, select("#", ...) + 1)
   if mode ~= "mute" and mode ~= "pause" then
-    error(fmt("mix:solo_mode: mode must be \"mute\" or \"pause\" (got %s)", tostring(mode)), 2)
+    raise(fmt("mix:solo_mode: mode must be \"mute\" or \"pause\" (got %s)", tostring(mode)))
   end
   self.mode = mode
   mix_changed(self)
@@ -752,7 +768,11 @@ local function pipeline_engine(fname, n, to, from, close, work)
       seq = seq + 1
       local r = chan(1)
       vals[seq], res[seq] = v, r
-      if not jobs:send(seq) or not results:send(seq) then break end
+      if not jobs:send(seq) or not results:send(seq) then
+        -- Stopped: a worker that took this job gets false from r at once.
+        r:close()
+        break
+      end
     end
     jobs:close()
     results:close()
@@ -870,12 +890,12 @@ local function snapshot(fname, t)
   local n = t.n
   if n == nil then n = #t end
   if math.type(n) ~= "integer" or n < 0 then
-    error(fmt("%s: list.n must be a non-negative integer", fname), 3)
+    raise(fmt("%s: list.n must be a non-negative integer", fname))
   end
   local copy = {}
   for i = 1, n do
     local v = t[i]
-    if v == nil then error(fmt("%s: list[%d] is nil (nil cannot be sent)", fname, i), 3) end
+    if v == nil then raise(fmt("%s: list[%d] is nil (nil cannot be sent)", fname, i)) end
     copy[i] = v
   end
   return copy, n
