@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "conch/chan/pipe.hpp"
 #include "conch/core/detail/scheduler.hpp"
 #include "lua/bridge.hpp"
 
@@ -354,6 +355,49 @@ void submit_job(void* arg) noexcept {
   }
 }
 
+// ---- the native pipe ----
+
+struct pipe_args {
+  const any_chan* from;
+  const any_chan* to;
+  bool close;
+  bool started = false;
+};
+
+template <class T>
+bool pipe_as(pipe_args& a) {
+  const conch::chan<T>* f = a.from->get_if<T>();
+  const conch::chan<T>* t = a.to->get_if<T>();
+  if (f == nullptr || t == nullptr) return false;
+  conch::pipe(*f, *t, a.close);
+  return true;
+}
+
+// On the home loop: starts conch::pipe if both channels carry the same
+// plain element type.
+void start_pipe(void* arg) noexcept {
+  auto& a = *static_cast<pipe_args*>(arg);
+  try {
+    a.started = pipe_as<value>(a) || pipe_as<std::string>(a) || pipe_as<std::int64_t>(a) || pipe_as<double>(a);
+  } catch (...) {
+    a.started = false;  // out of memory: the Lua pipe takes over
+  }
+}
+
+// P.native_pipe(from, to, close) -> true if C++'s conch::pipe now moves the
+// values (a C++ go block: no Lua runs per value), false if the channels'
+// kinds need the Lua pipe (sockets, datagrams, or two kinds).
+int l_native_pipe(lua_State* L) {
+  chan_ud* f = to_chan_ud(L, 1);
+  chan_ud* t = to_chan_ud(L, 2);
+  if (f == nullptr || t == nullptr) return luaL_error(L, "conch.pipe: from and to must be channels");
+  // The userdata at 1 and 2 keep both channels alive while the loop starts the pipe.
+  pipe_args a{f->box.get(), t->box.get(), lua_toboolean(L, 3) != 0};
+  if (f->type == t->type) host_of(L)->call_on_loop(start_pipe, &a);
+  lua_pushboolean(L, a.started ? 1 : 0);
+  return 1;
+}
+
 // P.is_chan(x) -> boolean
 int l_is_chan(lua_State* L) {
   lua_pushboolean(L, to_chan_ud(L, 1) != nullptr ? 1 : 0);
@@ -364,6 +408,7 @@ const luaL_Reg primitives[] = {
     {"is_chan", l_is_chan},
     {"thread_start", l_thread_start},
     {"thread_check", l_thread_check},
+    {"native_pipe", l_native_pipe},
     {nullptr, nullptr},
 };
 
@@ -373,7 +418,7 @@ void load_ops(lua_State* L, host* h) {
   if (luaL_loadbufferx(L, ops_source, sizeof ops_source - 1, "=conch/ops.lua", "t") != LUA_OK)
     lua_error(L);
   lua_pushvalue(L, 1);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   set_closures(L, h, primitives);
   lua_call(L, 2, 0);
 }

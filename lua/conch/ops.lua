@@ -131,16 +131,28 @@ local function call(fname, f, ...)
   return false
 end
 
+-- call for functions whose first result is all that counts (no table per call).
+local function call1(fname, f, ...)
+  local ok, r = xpcall(f, traceback, ...)
+  if ok then return true, r end
+  report(fname, r)
+  return false
+end
+
 -- ---- pipe, map, filter, remove, take, mapcat, partition, unique ----
 
 --- conch.pipe(from, to [, close]) -> to: every value of `from` goes to `to`;
 --- when `from` closes, `to` is closed too unless close == false. Stops
---- reading `from` once `to` is closed.
+--- reading `from` once `to` is closed. Between two channels of one kind
+--- (two conch.chan()s, or two C++ channels of one type) it is C++'s
+--- conch::pipe, a C++ go block that runs no Lua per value (so conch.tasks()
+--- does not count it); otherwise a go block of this state.
 function M.pipe(from, to, close, ...)
   check_extra("conch.pipe", 3, select("#", ...) + 3)
   check_chan("conch.pipe", from, "from")
   check_chan("conch.pipe", to, "to")
   close = check_close("conch.pipe", close)
+  if P.native_pipe(from, to, close) then return to end
   go(function()
     while true do
       local v = from:recv()
@@ -186,15 +198,22 @@ function M.map(f, src, buf, ...)
   local out
   if is_chan(src) then
     out = out_chan(fname, buf)
-    return transform(out, src, function(v, o)
-      local ok, r = call(fname, f, v)
-      if not ok then return true end  -- reported; that value is skipped
-      if r == nil then
-        report(fname, "f returned nil (nil cannot be sent): the value is skipped")
-        return true
+    go(function()
+      while true do
+        local v = src:recv()
+        if v == nil then break end
+        local ok, r = xpcall(f, traceback, v)
+        if not ok then
+          report(fname, r)  -- that value is skipped
+        elseif r == nil then
+          report(fname, "f returned nil (nil cannot be sent): the value is skipped")
+        elseif not out:send(r) then
+          break
+        end
       end
-      return o:send(r)
+      out:close()
     end)
+    return out
   end
   if type(src) ~= "table" then argerr(fname, "ch must be a channel or a list of channels", src) end
   local srcs = check_chans(fname, src, "ch")
@@ -208,7 +227,7 @@ function M.map(f, src, buf, ...)
         if v == nil then out:close() return end
         args[i] = v
       end
-      local ok, r = call(fname, f, unpack(args, 1, n))
+      local ok, r = call1(fname, f, unpack(args, 1, n))
       if ok then
         if r == nil then
           report(fname, "f returned nil (nil cannot be sent): the values are skipped")
@@ -227,7 +246,7 @@ local function filter_with(fname, keep, pred, ch, buf, nextra)
   check_fn(fname, pred, "pred")
   check_chan(fname, ch, "ch")
   return transform(out_chan(fname, buf), ch, function(v, o)
-    local ok, r = call(fname, pred, v)
+    local ok, r = call1(fname, pred, v)
     if not ok or (not r) == keep then return true end
     return o:send(v)
   end)
@@ -251,7 +270,7 @@ function M.mapcat(f, ch, buf, ...)
   check_fn(fname, f, "f")
   check_chan(fname, ch, "ch")
   return transform(out_chan(fname, buf), ch, function(v, o)
-    local ok, r = call(fname, f, v)
+    local ok, r = call1(fname, f, v)
     if not ok or r == nil then return true end
     if type(r) ~= "table" then
       report(fname, "f must return a list (a table), got a " .. type(r))
@@ -364,7 +383,7 @@ function M.split(pred, ch, tbuf, fbuf, ...)
     while t_open or f_open do
       local v = ch:recv()
       if v == nil then break end
-      local ok, r = call(fname, pred, v)
+      local ok, r = call1(fname, pred, v)
       if ok then
         if r then
           if t_open and not t:send(v) then t_open = false end
@@ -591,7 +610,7 @@ function M.pub(src, topic_fn, buf_fn, ...)
     while true do
       local v = src:recv()
       if v == nil then break end
-      local ok, topic = call(fname, topic_fn, v)
+      local ok, topic = call1(fname, topic_fn, v)
       local m = ok and topic ~= nil and p.topics[topic]
       if m and not m.src:send(v) then
         -- The topic's channel was closed (unsub_all): forget it.
