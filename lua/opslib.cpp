@@ -205,10 +205,13 @@ int l_thread_start(lua_State* L) {
       return luaL_error(L, "%s: argument %d (a %s) cannot cross into the thread's Lua state", fname, i - 2,
                         describe(L, e, bad));
   }
+  // Raw access: a strict-globals __index must not turn "no global conch" into an error.
   lua_rawgetp(L, LUA_REGISTRYINDEX, &module_key);
-  lua_getglobal(L, "conch");
-  j->global_conch = lua_rawequal(L, -1, -2) != 0;
-  lua_pop(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pushliteral(L, "conch");
+  lua_rawget(L, -2);
+  j->global_conch = lua_rawequal(L, -1, -3) != 0;
+  lua_pop(L, 3);
   lua_pushvalue(L, 2);
   int st = lua_dump(L, dump_writer, &j->code, 0);
   lua_pop(L, 1);

@@ -546,7 +546,8 @@ local function topic_mult(p, fname, topic)
 end
 
 --- p:sub(topic, ch [, close]) -> ch: ch gets every later value whose topic is
---- `topic`; with close (default true) ch closes when the source does.
+--- `topic`; with close (default true) ch is closed once the source has
+--- closed and every topic ch subscribes to has delivered its last value.
 function Pub:sub(topic, ch, close, ...)
   check_pub(self, "pub:sub")
   check_extra("pub:sub", 3, select("#", ...) + 3)
@@ -620,7 +621,21 @@ function M.pub(src, topic_fn, buf_fn, ...)
     p.ended = true
     local topics = p.topics
     p.topics = {}
-    for _, m in pairs(topics) do m.src:close() end  -- each mult closes its close=true taps
+    -- A close=true subscriber closes once every topic it subscribes to has
+    -- delivered its last value (C++'s rule): the pub closes them itself,
+    -- after every topic's mult is done.
+    local to_close = {}
+    for _, m in pairs(topics) do
+      for _, t in ipairs(m.taps) do
+        if t.close then
+          to_close[#to_close + 1] = t.ch
+          t.close = false
+        end
+      end
+      m.src:close()
+    end
+    for _, m in pairs(topics) do m:done():recv() end
+    for i = 1, #to_close do to_close[i]:close() end
   end)
   return p
 end

@@ -236,6 +236,19 @@ T.test("unsub and unsub_all stop delivery without closing; topic_fn errors skip 
   end)
 end)
 
+T.test("a subscriber of two topics is closed only after both delivered their last value", function()
+  local src = conch.chan()
+  local p = conch.pub(src, function(v) return v.t end, function() return 4 end)
+  local both = conch.chan()  -- unbuffered: topic deliveries wait for the reader
+  p:sub("x", both)
+  p:sub("y", both)
+  conch.onto_chan(src, { { t = "x", n = 1 }, { t = "y", n = 2 }, { t = "x", n = 3 }, { t = "y", n = 4 } })
+  local got = {}
+  for _, v in ipairs(drain(both)) do got[#got + 1] = v.n end
+  table.sort(got)
+  T.eq(list(got), "1,2,3,4", "nothing lost to an early close")
+end)
+
 T.test("pub's buf_fn buffers a topic: a slow subscriber does not stall others at once", function()
   local src = conch.chan()
   local p = conch.pub(src, function(v) return v % 2 end, function(topic) return topic == 0 and 4 or nil end)
@@ -506,6 +519,18 @@ T.test("thread says clearly what cannot cross", function()
     local msg = reports:recv()
     T.ok(msg:find("conch.thread", 1, true) and msg:find("thread boom", 1, true), msg)
   end)
+end)
+
+T.test("thread: a global `conch` that is the module is the thread state's module", function()
+  local f = load("return type(conch) == 'table' and type(conch.chan) == 'function'")
+  local saved = rawget(_G, "conch")
+  rawset(_G, "conch", nil)
+  local without = conch.thread(f):recv()
+  rawset(_G, "conch", conch)
+  local with = conch.thread(f):recv()
+  rawset(_G, "conch", saved)
+  T.eq(without, false, "no global conch here: none there")
+  T.eq(with, true)
 end)
 
 T.test("several threads run at once", function()
