@@ -24,3 +24,15 @@ if(TARGET conch_lua)
       PASS_REGULAR_EXPRESSION "bench=lua_states param=states:4,place:least_busy value=")
   endif()
 endif()
+
+# Lua combinators against the go loops a user would write (bench/lua/ops.lua),
+# through the stock lua5.4 and conch.so; the smoke test only checks it runs.
+find_program(CONCH_LUA54 lua5.4)
+if(TARGET conch_lua_module AND CONCH_LUA54 AND CONCH_BUILD_TESTS AND NOT CONCH_SANITIZE)
+  add_test(NAME bench_lua_ops
+           COMMAND conch_io_uring_gate ${CONCH_LUA54}
+             -e "package.cpath='$<TARGET_FILE_DIR:conch_lua_module>/?.so'"
+             ${CMAKE_CURRENT_SOURCE_DIR}/lua/ops.lua 2000)
+  set_tests_properties(bench_lua_ops PROPERTIES LABELS bench TIMEOUT 120 SKIP_RETURN_CODE 77
+    PASS_REGULAR_EXPRESSION "bench=lua_ops case=conch_map param=n:2000 value=")
+endif()

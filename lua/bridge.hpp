@@ -13,6 +13,7 @@
 //   netlib.cpp    conch.listen/connect/udp/resolve/interfaces
 //   netobj.cpp    the socket, server and UDP objects
 //   fdlib.cpp     conch.fd_watch/fd_read
+//   opslib.cpp    the combinators (conch/ops.lua) and conch.thread
 //   init.cpp      open_module / open_standalone
 //
 // Every Lua C function of the module has the host as upvalue 1 (host_of).
@@ -147,6 +148,11 @@ void install_net_metatables(lua_State* L, host* h);
 void add_net_functions(lua_State* L, host* h);
 /// Adds fd_watch, fd_read to the module table on top. lua/fdlib.cpp.
 void add_fd_functions(lua_State* L, host* h);
+
+/// Makes the combinators (lua/conch/ops.lua) and conch.thread part of the
+/// module table on top, loaded the first time a missing name is read.
+/// lua/opslib.cpp.
+void add_ops_functions(lua_State* L, host* h);
 
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.

@@ -29,6 +29,7 @@ int open_module(lua_State* L) {
   add_go_functions(L, h);
   add_net_functions(L, h);
   add_fd_functions(L, h);
+  add_ops_functions(L, h);
   return 1;
 }
 
