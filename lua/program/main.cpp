@@ -174,6 +174,16 @@ absl::Status parse_command_line(int argc, char** argv, command* c) {
     if (i + 1 >= argc) return usage("stdio and server modes need a worker script after '" + first + "'");
     return usage("cannot open worker script '" + std::string(argv[i + 1]) + "'");
   }
+  if (!pool_mode && first_is_file && i + 1 < argc && ends_with(argv[i + 1], ".lua")) {
+    // handler.lua missing.lua -w 2: pool options after a missing worker
+    // script say which mode was meant (otherwise they are script arguments).
+    command probe;
+    for (int j = i + 2; j < argc; ++j) {
+      int used = 0;
+      if (pool_option(argc, argv, j, &probe, &used).ok() && used > 0)
+        return usage("cannot open worker script '" + std::string(argv[i + 1]) + "'");
+    }
+  }
   if (pool_mode) {
     c->handler = first;
     c->worker = argv[i + 1];

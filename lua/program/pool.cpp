@@ -152,18 +152,19 @@ int p_put(lua_State* L) {
 
 // Takes the oldest result of `box` into box->taken. noexcept.
 bool take_from_box(mailbox* box, bool* ok) noexcept {
-  bool was_full = false, more = false;
+  bool bounded = box->limit != 0, more = false;
   {
     std::lock_guard lk(box->mu);
     if (box->items.empty()) return false;
-    was_full = box->limit != 0 && box->items.size() >= box->limit;
     *ok = box->items.front().first;
     box->taken = std::move(box->items.front().second);
     box->items.pop_front();
     --box->outstanding;
     more = !box->items.empty();
   }
-  if (was_full) box->space.try_send(value(true));
+  // Every take frees one slot, so it wakes one worker waiting for room (a
+  // ring only when the box was full would strand a second waiter).
+  if (bounded) box->space.try_send(value(true));
   if (more) box->ready.try_send(value(true));  // another collector may be waiting
   return true;
 }

@@ -35,7 +35,7 @@ struct mailbox {
   std::int64_t outstanding = 0;              // submitted for this box, not yet collected
   std::size_t limit = 0;                     // --max-results; 0 = unbounded
   chan<value> ready{buffer::dropping(1)};    // rung after a put: "look again"
-  chan<value> space{buffer::dropping(1)};    // rung after a take from a full box
+  chan<value> space{buffer::dropping(1)};    // rung after every take from a bounded box
   value taken;  // the result take() is pushing (heap: a raising push leaks nothing)
 };
 

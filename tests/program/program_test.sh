@@ -243,16 +243,20 @@ no_workers)
   expect_out $'0\t0\t0\tfalse'
   ;;
 results_bounded)
-  # With --max-results 2 the workers wait for the handler; nothing is lost.
+  # With --max-results 2 the workers wait for the handler (which keeps 8
+  # jobs in flight, so it collects while it submits); nothing is lost.
   cat >handler.lua <<'LUA'
-for i = 1, 500 do work.submit(i) end
-local sum = 0
-for _ = 1, 500 do sum = sum + work.collect() end
-print(sum, work.pool())
+local sum, sent, got = 0, 0, 0
+while got < 500 do
+  while sent < 500 and sent - got < 8 do sent = sent + 1; work.submit(sent) end
+  sum = sum + work.collect()
+  got = got + 1
+end
+print(sum, work.pool(), work.active())
 LUA
   echo 'while true do work.answer(work.accept() * 2) end' >worker.lua
   run "$CONCH" handler.lua worker.lua -w 2 --max-jobs 4 --max-results 2; expect_status 0
-  expect_out $'250500\t2'
+  expect_out $'250500\t2\tfalse'
   ;;
 server_tcp)
   server_scripts
@@ -277,6 +281,36 @@ server_disconnect)
   printf 'flood\n' | timeout 5 socat -u - "TCP:$ADDR_REAL" >/dev/null 2>&1
   clients 3 "TCP:$ADDR_REAL"
   kill -0 "$SERVER_PID" || fail "the server died"
+  stop_server
+  ;;
+client_io)
+  # client.line and client.read across chunk boundaries: a conch client sends
+  # the bytes in small pieces (the pieces' timing changes only where the
+  # chunks split, never the expected replies).
+  cat >handler.lua <<'LUA'
+local a = client.line()
+local b = client.line()
+local c = client.read(5)
+local d = client.line()
+local rest = client.read()
+client.write(string.format("%q %q %q %q %q\n", a, b, c, d, rest))
+print("peer", type(client.peer))
+LUA
+  echo 'while true do work.answer(work.accept()) end' >worker.lua
+  start_server 127.0.0.1:0 -w 1 --handlers 2
+  cat >client.lua <<'LUA'
+local sock = assert(conch.connect(arg[1]))
+for _, piece in ipairs({"fir", "st\nsec", "ond\n12", "345tail", " line\nthe", " rest", " of it"}) do
+  sock.output:send(piece)
+  conch.sleep(20)
+end
+sock.output:close()
+local got = {}
+for chunk in sock.input:iter() do got[#got + 1] = chunk end
+io.write(table.concat(got))
+LUA
+  run timeout 60 "$CONCH" client.lua "$ADDR_REAL"; expect_status 0
+  expect_out $'"first" "second" "12345" "tail line" "the rest of it"\npeer\tstring'
   stop_server
   ;;
 tls_unavailable)
