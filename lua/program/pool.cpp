@@ -88,7 +88,10 @@ void pool::worker_loop(unsigned index) {
   while (!stopping_) {
     std::pair<std::string, std::string> outcome;
     {
-      state L(rt_);
+      // Worker i on loop i-1 (modulo the loops): least_busy() cannot spread
+      // states that are made at the same moment from several threads (each
+      // sees the others' loops still empty), and a restart keeps its loop.
+      state L(rt_, {.place = placement::loop(index - 1)});
       state_env env;
       env.what = role::worker;
       env.work = this;
@@ -288,7 +291,7 @@ int run_stdio_mode(const command& cmd) {
   {
     auto [id, box] = work.open_box();
     {
-      state L(**rt);
+      state L(**rt, {.place = placement::loop(cfg.workers)});  // after the workers' loops
       state_env env;
       env.what = role::handler;
       env.work = &work;

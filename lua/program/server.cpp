@@ -4,7 +4,7 @@
 // The server listens on a loop of the runtime (raw framing: client.line and
 // client.read cut the bytes themselves). --handlers plain threads take
 // connections in turn: each makes a fresh state for its connection (home
-// loop: the least busy), runs the handler there as a go block and waits for
+// loop: by its slot, see handler_thread), runs the handler there as a go block and waits for
 // it, so at most --handlers connections are served at once and the next one
 // waits in `connections` (then in the kernel backlog). When a handler ends,
 // its output is flushed and the connection closed; a client that
@@ -59,14 +59,16 @@ task<void> start_finish(net::socket s) {
 }
 
 // Serves connections until `connections` closes.
-void handler_thread(runtime* rt, pool* work, const command* cmd, chan<net::socket> connections) {
+// Slot `slot`'s states live on loop workers + slot (modulo the loops; see
+// pool::worker_loop for why not least_busy).
+void handler_thread(runtime* rt, pool* work, const command* cmd, chan<net::socket> connections, unsigned slot) {
   while (std::optional<net::socket> s = connections.recv_blocking()) {
     std::string peer = s->peer().to_string();
     if (peer.empty()) peer = "(unix client)";
     auto [id, box] = work->open_box();
     std::pair<std::string, std::string> outcome;
     {
-      state L(*rt);
+      state L(*rt, {.place = placement::loop(work->cfg().workers + slot)});
       state_env env;
       env.what = role::handler;
       env.work = work;
@@ -129,7 +131,7 @@ int run_server_mode(const command& cmd) {
   unsigned handlers = cmd.handlers != 0 ? cmd.handlers : std::max(2u, cores);
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < handlers; ++i)
-    threads.emplace_back(handler_thread, rt->get(), &work, &cmd, srv->connections);
+    threads.emplace_back(handler_thread, rt->get(), &work, &cmd, srv->connections, i);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

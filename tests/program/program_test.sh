@@ -181,6 +181,37 @@ LUA
   expect_err_has "boom in bad"
   expect_err_has "stack traceback"
   ;;
+workers_side_by_side)
+  # Two workers are two states on different loops (threads): their jobs'
+  # run times overlap. On one loop they never could (a state runs one job
+  # at a time and loops are cooperative).
+  [ "$(nproc)" -ge 2 ] || { echo "one core: skipped"; exit 77; }
+  cat >handler.lua <<'LUA'
+local n = 8
+for _ = 1, n do work.submit(400000) end
+local runs = {}
+for i = 1, n do runs[i] = work.collect() end
+local overlap = false
+for a = 1, n do
+  for b = 1, n do
+    local x, y = runs[a], runs[b]
+    if x.who ~= y.who and x.t0 < y.t1 and y.t0 < x.t1 then overlap = true end
+  end
+end
+print(overlap and "side by side" or "one at a time")
+LUA
+  cat >worker.lua <<'LUA'
+local who = tostring({})
+while true do
+  local iters = work.accept()
+  local t0, x = conch.now(), 0
+  for i = 1, iters do x = (x + i * 7) % 1000003 end
+  work.answer({who = who, t0 = t0, t1 = conch.now(), x = x})
+end
+LUA
+  run "$CONCH" handler.lua worker.lua -w 2; expect_status 0
+  expect_out "side by side"
+  ;;
 worker_fails_at_start)
   readme_scripts
   echo 'error("broken worker")' >worker.lua
