@@ -10,6 +10,8 @@ local function job(i)
   if mode == "cpu" then return tostring(cpu_iters) end
   return "job" .. i
 end
+local clock = conch and conch.now  -- ms; absent under slua (then the script times the process)
+local t0 = clock and clock()
 local got = 0
 if mode == "batch" or mode == "cpu" then
   for i = 1, n do work.submit(job(i)) end
@@ -28,3 +30,4 @@ elseif mode == "inline" then
   for i = 1, n do if f(job(i)) then got = got + 1 end end
 end
 assert(got == n, "lost results: " .. got .. " of " .. n)
+if clock then io.stderr:write(string.format("elapsed_ms=%.3f\n", clock() - t0)) end
