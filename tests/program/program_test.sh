@@ -212,6 +212,27 @@ LUA
   run "$CONCH" handler.lua worker.lua -w 2; expect_status 0
   expect_out "side by side"
   ;;
+bad_values)
+  # A job or a result that cannot travel is an error naming it; nothing hangs.
+  cat >handler.lua <<'LUA'
+local ok, err = pcall(work.submit, function() end)
+assert(not ok and err:find("work.submit"), "submit of a function: " .. tostring(err))
+assert(not work.active(), "the refused job is not outstanding")
+work.submit("fn please")
+local r, e = work.collect()
+assert(r == nil and e:find("function"), "answer of a function: " .. tostring(e))
+work.submit("fine")
+print(work.collect())
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  if j == "fn please" then work.answer(print) else work.answer(j .. "!") end
+end
+LUA
+  run timeout 60 "$CONCH" handler.lua worker.lua -w 1; expect_status 0
+  expect_out "fine!"
+  ;;
 worker_fails_at_start)
   readme_scripts
   echo 'error("broken worker")' >worker.lua
