@@ -4,7 +4,8 @@
 # Prints `bench=program param=<cell> value=<jobs/s> unit=jobs/s` per cell
 # (wall time of the whole process, start-up included), then the ratios the
 # issue asks for. With SLUA, the same handler/worker pair runs under slua
-# (its -wp worker-pool option) for the tiny-job cells.
+# (its -wp worker-pool option; -sm SLUA_SM MB of shared store, default 1024,
+# or its 100k queued jobs fail with "store is full") for the tiny-job cells.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 CONCH=${CONCH:-$HERE/../build/lua/conch}
@@ -46,9 +47,9 @@ ratio inflight16_vs_serial "$inflight" "$serial"
 ratio inline_vs_batch "$inline" "$batch"
 ratio cpu_w2_vs_w1 "$cpu2" "$cpu1"
 if [ -n "$SLUA" ]; then
-  cell slua_batch_w2 "$JOBS" batch -- "$SLUA" -wp 2 "$H" "$W"; sbatch=$RATE
-  cell slua_inflight16_w2 "$JOBS" inflight -- "$SLUA" -wp 2 "$H" "$W"; sinflight=$RATE
-  cell slua_serial_w2 "$SERIAL_JOBS" serial -- "$SLUA" -wp 2 "$H" "$W"; sserial=$RATE
+  cell slua_batch_w2 "$JOBS" batch -- "$SLUA" -wp 2 -sm "${SLUA_SM:-1024}" "$H" "$W"; sbatch=$RATE
+  cell slua_inflight16_w2 "$JOBS" inflight -- "$SLUA" -wp 2 -sm "${SLUA_SM:-1024}" "$H" "$W"; sinflight=$RATE
+  cell slua_serial_w2 "$SERIAL_JOBS" serial -- "$SLUA" -wp 2 -sm "${SLUA_SM:-1024}" "$H" "$W"; sserial=$RATE
   ratio batch_vs_slua "$batch" "$sbatch"
   ratio inflight16_vs_slua "$inflight" "$sinflight"
   ratio serial_vs_slua "$serial" "$sserial"
