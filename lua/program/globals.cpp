@@ -1,0 +1,164 @@
+// lua/program/globals.cpp
+// install_program_globals: the program's globals in every state it makes, and the shared helpers.
+//
+// A state gets `conch` (the module), `eprint`, and `work` (in script mode a
+// `work` whose submit/collect say there are no workers); a handler or worker
+// state also gets the private table P (registry field "conch.program"),
+// which the Lua glue (glue.lua.inc) turns into work.*, client.* and print.
+//
+// Invariants:
+//  - install_program_globals runs everything that can raise inside one
+//    lua_pcall; the C++ objects it reads live in the caller's frame.
+// Lock order: none.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "lua/bridge.hpp"
+#include "lua/program/pool.hpp"
+
+namespace conch::lua::program {
+
+namespace {
+
+const char kGlue[] =
+#include "lua/program/glue.lua.inc"
+    ;
+
+const char kRegistryKey[] = "conch.program";
+
+// eprint(...): print to stderr (tab-separated, newline-terminated, one write).
+int l_eprint(lua_State* L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; ++i) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, nullptr);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len = 0;
+  const char* s = lua_tolstring(L, -1, &len);
+  std::fwrite(s, 1, len, stderr);
+  std::fflush(stderr);
+  return 0;
+}
+
+struct install_job {
+  const state_env* env;
+};
+
+int install_fn(lua_State* L) {
+  const state_env& env = *static_cast<install_job*>(lua_touserdata(L, 1))->env;
+  // conch = require "conch"
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "conch");
+  lua_call(L, 1, 1);
+  lua_setglobal(L, "conch");
+  lua_pushcfunction(L, l_eprint);
+  lua_setglobal(L, "eprint");
+  // TODO(lead): install slua's helpers here once conch.util is merged:
+  //   conch::lua::detail::install_slua_globals(L);
+  // P: the private table of the glue.
+  lua_createtable(L, 0, 16);
+  lua_newtable(L);
+  lua_setfield(L, -2, "stop");
+  lua_newtable(L);
+  lua_setfield(L, -2, "disconnected");
+  if (env.what != role::script) {
+    mailbox* box = nullptr;
+    if (env.what == role::handler) box = env.work->find_box(env.box).get();  // the handler's thread keeps it alive
+    add_pool_functions(L, env.work, box);
+    lua_pushinteger(L, env.box);
+    lua_setfield(L, -2, "box");
+    lua_pushinteger(L, env.worker_index);
+    lua_setfield(L, -2, "index");
+    const std::string& script = env.what == role::handler ? env.cmd->handler : env.cmd->worker;
+    lua_pushlstring(L, script.data(), script.size());
+    lua_setfield(L, -2, "script");
+    if (env.client != nullptr) {
+      detail::push_socket(L, *env.client);
+      lua_setfield(L, -2, "sock");
+      lua_pushstring(L, env.peer);
+      lua_setfield(L, -2, "peer");
+    }
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, kRegistryKey);
+  // Run the glue with (P, role).
+  if (luaL_loadbuffer(L, kGlue, sizeof kGlue - 1, "=conch/program") != LUA_OK) return lua_error(L);
+  lua_insert(L, -2);
+  lua_pushstring(L, env.what == role::script ? "script" : env.what == role::handler ? "handler" : "worker");
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+// P.run() in protected mode, then P.outcome and P.err.
+int run_main_fn(lua_State* L) {
+  auto* out = static_cast<std::pair<std::string, std::string>*>(lua_touserdata(L, 1));
+  lua_getfield(L, LUA_REGISTRYINDEX, kRegistryKey);
+  lua_getfield(L, -1, "run");
+  lua_call(L, 0, 0);
+  lua_getfield(L, -1, "outcome");
+  lua_getfield(L, -2, "err");
+  // Copying into std::string may throw bad_alloc; it cannot longjmp.
+  if (const char* s = lua_tostring(L, -2)) out->first = s;
+  if (const char* s = lua_tostring(L, -1)) out->second = s;
+  return 0;
+}
+
+}  // namespace
+
+int traceback_handler(lua_State* L) {
+  const char* msg = lua_tostring(L, 1);
+  if (msg == nullptr) msg = luaL_tolstring(L, 1, nullptr);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+bool install_program_globals(lua_State* L, const state_env& env, std::string* err) {
+  install_job job{&env};
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, traceback_handler);
+  lua_pushcfunction(L, install_fn);
+  lua_pushlightuserdata(L, &job);
+  bool ok = lua_pcall(L, 1, 0, top + 1) == LUA_OK;
+  if (!ok) *err = lua_tostring(L, -1) != nullptr ? lua_tostring(L, -1) : "cannot set up the Lua state";
+  lua_settop(L, top);
+  return ok;
+}
+
+std::pair<std::string, std::string> run_program_main(state& L) {
+  std::pair<std::string, std::string> out;
+  L.with([&](lua_State* S) {
+    int top = lua_gettop(S);
+    lua_pushcfunction(S, traceback_handler);
+    lua_pushcfunction(S, run_main_fn);
+    lua_pushlightuserdata(S, &out);
+    if (lua_pcall(S, 1, 0, top + 1) != LUA_OK) {
+      out.first = "fatal";
+      out.second = lua_tostring(S, -1) != nullptr ? lua_tostring(S, -1) : "(error object is not a string)";
+    }
+    lua_settop(S, top);
+  });
+  return out;
+}
+
+bool readable_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return false;
+  std::fclose(f);
+  return true;
+}
+
+absl::Status apply_tls(const command& cmd, net::options* opts) {
+  (void)opts;
+  if (cmd.tls_cert.empty()) return absl::OkStatus();
+  // TODO(lead): once the sockets layer's TLS (net::options) is merged, fill
+  // opts' server TLS settings from cmd.tls_cert and cmd.tls_key here.
+  return absl::UnimplementedError("TLS not available: this build's sockets layer has no TLS (--tls-cert/--tls-key)");
+}
+
+}  // namespace conch::lua::program

@@ -1,0 +1,379 @@
+#!/bin/bash
+# tests/program/program_test.sh CONCH CASE: one end-to-end case of the `conch` program.
+# Each case writes its scripts to a fresh directory, runs the executable and
+# checks its output and exit status; it prints why when it fails (exit 1).
+set -u
+CONCH=$1
+CASE=$2
+DIR=$(mktemp -d /tmp/conch_program.XXXXXX)
+SERVER_PID=
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+cd "$DIR" || exit 1
+
+fail() { echo "FAIL ($CASE): $*" >&2; exit 1; }
+# expect_status WANT: the status of the last `run`
+run() { "$@" >out.txt 2>err.txt; STATUS=$?; }
+expect_status() {
+  [ "$STATUS" = "$1" ] || { echo "--- stdout"; cat out.txt; echo "--- stderr"; cat err.txt; fail "exit status $STATUS, wanted $1"; } >&2
+}
+expect_out() {  # the whole of stdout
+  [ "$(cat out.txt)" = "$1" ] || { echo "--- stdout"; cat out.txt; echo "--- wanted"; echo "$1"; echo "--- stderr"; cat err.txt; fail "stdout differs"; } >&2
+}
+expect_err_has() {
+  grep -qF -- "$1" err.txt || { echo "--- stderr"; cat err.txt; fail "stderr lacks '$1'"; } >&2
+}
+
+# The slua README's pair.
+readme_scripts() {
+  cat >handler.lua <<'LUA'
+work.submit('hello')
+work.submit('goodbye')
+work.submit('really, goodbye')
+
+print(work.collect())
+print(work.collect())
+print(work.collect())
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  work.answer(work.accept() .. 'world')
+end
+LUA
+}
+
+# A server whose handler echoes each line through the pool (upper-cased by a worker).
+server_scripts() {
+  cat >handler.lua <<'LUA'
+while true do
+  local line = client.line()
+  if line == nil then break end
+  if line == "flood" then
+    for i = 1, 1000000 do print(i) end
+  end
+  work.submit(line)
+  print(work.collect(), client.peer ~= nil)
+end
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  work.answer(string.upper(work.accept()))
+end
+LUA
+}
+
+# start_server ADDR [options...]: runs the server in the background, waits for
+# "listening on", sets ADDR_REAL to the address it reports.
+start_server() {
+  local addr=$1
+  shift
+  "$CONCH" --listen "$addr" handler.lua worker.lua "$@" >server_out.txt 2>server_err.txt &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    ADDR_REAL=$(sed -n 's/^conch: listening on //p' server_err.txt)
+    [ -n "$ADDR_REAL" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat server_err.txt >&2; fail "the server exited"; }
+    sleep 0.1
+  done
+  fail "the server did not report its address"
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID"
+  local st=$?
+  SERVER_PID=
+  [ "$st" = 0 ] || { cat server_err.txt >&2; fail "the server exited with $st after SIGTERM"; }
+}
+
+# clients N SOCAT_ADDR: N concurrent line clients, each sending 20 lines and
+# checking every reply.
+clients() {
+  local n=$1 target=$2 pids=()
+  for c in $(seq 1 "$n"); do
+    (
+      for i in $(seq 1 20); do echo "client $c line $i"; done | socat -t 60 - "$target" >"client_$c.txt" 2>"client_$c.err"
+    ) &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  for c in $(seq 1 "$n"); do
+    local want
+    want=$(for i in $(seq 1 20); do printf 'CLIENT %s LINE %s\ttrue\n' "$c" "$i"; done)
+    [ "$(cat "client_$c.txt")" = "$want" ] || { echo "--- client $c got"; cat "client_$c.txt" "client_$c.err"; fail "client $c's replies differ"; } >&2
+  done
+}
+
+case $CASE in
+help_and_version)
+  run "$CONCH" -v; expect_status 0
+  grep -q '^conch [0-9]' out.txt || fail "-v printed: $(cat out.txt)"
+  run "$CONCH" -h; expect_status 0
+  grep -q 'handler.lua worker.lua' out.txt || fail "-h lacks the modes"
+  run "$CONCH" --bogus; expect_status 2; expect_err_has "unrecognized option '--bogus'"
+  run "$CONCH" -w 0 a.lua b.lua; expect_status 2; expect_err_has "-w wants a positive whole number"
+  ;;
+slua_readme)
+  readme_scripts
+  run "$CONCH" handler.lua worker.lua -w 1; expect_status 0
+  expect_out $'helloworld\ngoodbyeworld\nreally, goodbyeworld'
+  # Two workers: completion order, so compare as a set.
+  run "$CONCH" handler.lua worker.lua -w 2; expect_status 0
+  [ "$(sort out.txt)" = $'goodbyeworld\nhelloworld\nreally, goodbyeworld' ] || fail "got: $(cat out.txt)"
+  ;;
+jobs_100k)
+  cat >handler.lua <<'LUA'
+local n = 100000
+for i = 1, n do work.submit({i = i, s = "job" .. i}) end
+assert(work.active(), "jobs are outstanding")
+local seen, count = {}, 0
+for _ = 1, n do
+  local r = work.collect()
+  assert(type(r) == "table" and r.s == "job" .. r.i .. "!", "a result was garbled")
+  assert(not seen[r.i], "duplicate result " .. r.i)
+  seen[r.i] = true
+  count = count + 1
+end
+assert(not work.active(), "nothing outstanding after collecting all")
+for i = 1, n do assert(seen[i], "lost job " .. i) end
+print("collected " .. count .. " pool " .. work.pool())
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  assert(work.job == j)
+  work.answer({i = j.i, s = j.s .. "!"})
+end
+LUA
+  run "$CONCH" handler.lua worker.lua -w 2; expect_status 0
+  expect_out "collected 100000 pool 2"
+  ;;
+worker_error)
+  cat >handler.lua <<'LUA'
+for _, j in ipairs({"a", "bad", "b", "c"}) do work.submit(j) end
+local ok, errs = {}, {}
+for _ = 1, 4 do
+  local r, err = work.collect()
+  if r == nil then errs[#errs + 1] = err else ok[#ok + 1] = r end
+end
+table.sort(ok)
+assert(#errs == 1 and errs[1]:find("boom in bad", 1, true), "one error, for the bad job: " .. tostring(errs[1]))
+-- The worker was restarted: later jobs are still served.
+work.submit("d")
+ok[#ok + 1] = work.collect()
+print(table.concat(ok, " "))
+LUA
+  cat >worker.lua <<'LUA'
+local served = 0
+while true do
+  local j = work.accept()
+  served = served + 1
+  if j == "bad" then error("boom in " .. j) end
+  work.answer(j:upper())
+end
+LUA
+  run "$CONCH" handler.lua worker.lua -w 1; expect_status 0
+  expect_out "A B C D"
+  expect_err_has 'error in job "bad"'
+  expect_err_has "boom in bad"
+  expect_err_has "stack traceback"
+  ;;
+workers_side_by_side)
+  # Two workers are two states on different loops (threads): their jobs'
+  # run times overlap. On one loop they never could (a state runs one job
+  # at a time and loops are cooperative).
+  [ "$(nproc)" -ge 2 ] || { echo "one core: skipped"; exit 77; }
+  cat >handler.lua <<'LUA'
+local n = 8
+for _ = 1, n do work.submit(400000) end
+local runs = {}
+for i = 1, n do runs[i] = work.collect() end
+local overlap = false
+for a = 1, n do
+  for b = 1, n do
+    local x, y = runs[a], runs[b]
+    if x.who ~= y.who and x.t0 < y.t1 and y.t0 < x.t1 then overlap = true end
+  end
+end
+print(overlap and "side by side" or "one at a time")
+LUA
+  cat >worker.lua <<'LUA'
+local who = tostring({})
+while true do
+  local iters = work.accept()
+  local t0, x = conch.now(), 0
+  for i = 1, iters do x = (x + i * 7) % 1000003 end
+  work.answer({who = who, t0 = t0, t1 = conch.now(), x = x})
+end
+LUA
+  run "$CONCH" handler.lua worker.lua -w 2; expect_status 0
+  expect_out "side by side"
+  ;;
+bad_values)
+  # A job or a result that cannot travel is an error naming it; nothing hangs.
+  cat >handler.lua <<'LUA'
+local ok, err = pcall(work.submit, function() end)
+assert(not ok and err:find("work.submit"), "submit of a function: " .. tostring(err))
+assert(not work.active(), "the refused job is not outstanding")
+work.submit("fn please")
+local r, e = work.collect()
+assert(r == nil and e:find("function"), "answer of a function: " .. tostring(e))
+work.submit("fine")
+print(work.collect())
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  if j == "fn please" then work.answer(print) else work.answer(j .. "!") end
+end
+LUA
+  run timeout 60 "$CONCH" handler.lua worker.lua -w 1; expect_status 0
+  expect_out "fine!"
+  ;;
+worker_fails_at_start)
+  readme_scripts
+  echo 'error("broken worker")' >worker.lua
+  run timeout 60 "$CONCH" handler.lua worker.lua -w 2; expect_status 1
+  expect_err_has "broken worker"
+  expect_err_has "no workers left"
+  ;;
+missing_file)
+  run "$CONCH" nosuch.lua; expect_status 2; expect_err_has "nosuch.lua"
+  readme_scripts
+  run "$CONCH" handler.lua missing_worker.lua -w 2; expect_status 2; expect_err_has "missing_worker.lua"
+  run "$CONCH" ./nowhere/script.lua; expect_status 2; expect_err_has "./nowhere/script.lua"
+  ;;
+handler_error)
+  readme_scripts
+  printf 'work.submit("x")\nlocal function f() error("handler broke") end\nf()\n' >handler.lua
+  run "$CONCH" handler.lua worker.lua -w 2; expect_status 1
+  expect_err_has "handler.lua:2: handler broke"
+  expect_err_has "stack traceback"
+  ;;
+script_error)
+  printf 'print("before")\nlocal t = nil\nprint(t.x)\n' >s.lua
+  run "$CONCH" s.lua; expect_status 1
+  expect_out "before"
+  expect_err_has "s.lua:3: attempt to index a nil value"
+  expect_err_has "stack traceback"
+  printf 'x = = 1\n' >syntax.lua
+  run "$CONCH" syntax.lua; expect_status 1; expect_err_has "syntax.lua:1:"
+  ;;
+eval_options)
+  run "$CONCH" -e 'x = 20' -e 'print(x + 22, conch ~= nil, type(conch.chan))'; expect_status 0
+  expect_out $'42\ttrue\tfunction'
+  run "$CONCH" -e 'local c = conch.chan(1); conch.go(function() c:send("from a go block") end); print(c:recv())'
+  expect_status 0; expect_out "from a go block"
+  run "$CONCH" -e 'error("nope")'; expect_status 1; expect_err_has "nope"
+  run "$CONCH" -e; expect_status 2; expect_err_has "-e needs an argument"
+  ;;
+stdin_script)
+  printf 'print("from stdin", ...)\n' | "$CONCH" - a b >out.txt 2>err.txt; STATUS=$?
+  expect_status 0; expect_out $'from stdin\ta\tb'
+  printf 'print(arg[0])\n' | "$CONCH" >out.txt 2>err.txt; STATUS=$?
+  expect_status 0
+  ;;
+inline_code)
+  run "$CONCH" 'print("hi from inline")'; expect_status 0; expect_out "hi from inline"
+  run "$CONCH" 'print(...)' x y; expect_status 0; expect_out $'x\ty'
+  ;;
+arg_table)
+  printf 'print(arg[-2] ~= nil, arg[-1], arg[0], arg[1], arg[2], #arg, select("#", ...), ...)\n' >a.lua
+  run "$CONCH" -e 'y=1' a.lua one two; expect_status 0
+  expect_out $'true\ty=1\ta.lua\tone\ttwo\t2\t2\tone\ttwo'
+  # A second file that is not a .lua script is an argument, not a worker.
+  echo data >data.txt
+  run "$CONCH" a.lua data.txt; expect_status 0
+  expect_out $'false\t'"$CONCH"$'\ta.lua\tdata.txt\tnil\t1\t1\tdata.txt'
+  ;;
+no_workers)
+  run "$CONCH" -e 'work.submit("x")'; expect_status 1; expect_err_has "work.submit: no workers"
+  run "$CONCH" -e 'print(work.pool(), work.idle(), work.backlog(), work.active())'; expect_status 0
+  expect_out $'0\t0\t0\tfalse'
+  ;;
+results_bounded)
+  # With --max-results 2 the workers wait for the handler (which keeps 8
+  # jobs in flight, so it collects while it submits); nothing is lost.
+  cat >handler.lua <<'LUA'
+local sum, sent, got = 0, 0, 0
+while got < 500 do
+  while sent < 500 and sent - got < 8 do sent = sent + 1; work.submit(sent) end
+  sum = sum + work.collect()
+  got = got + 1
+end
+print(sum, work.pool(), work.active())
+LUA
+  echo 'while true do work.answer(work.accept() * 2) end' >worker.lua
+  run "$CONCH" handler.lua worker.lua -w 2 --max-jobs 4 --max-results 2; expect_status 0
+  expect_out $'250500\t2\tfalse'
+  ;;
+server_tcp)
+  server_scripts
+  start_server 127.0.0.1:0 -w 2 --handlers 8
+  clients 50 "TCP:$ADDR_REAL"
+  stop_server
+  ;;
+server_unix)
+  server_scripts
+  start_server "$DIR/conch.sock" -w 2 --handlers 50
+  clients 50 "UNIX-CONNECT:$DIR/conch.sock"
+  stop_server
+  ;;
+server_disconnect)
+  server_scripts
+  # One handler at a time: a client that leaves must free it for the next.
+  start_server 127.0.0.1:0 -w 1 --handlers 1
+  # Leaves mid-session, after one exchange, while its handler waits for a line.
+  printf 'first\n' | socat -t 60 - "TCP:$ADDR_REAL" >c1.txt
+  [ "$(cat c1.txt)" = $'FIRST\ttrue' ] || fail "client 1 got: $(cat c1.txt)"
+  # Leaves while its handler is writing a million lines to it.
+  printf 'flood\n' | timeout 5 socat -u - "TCP:$ADDR_REAL" >/dev/null 2>&1
+  clients 3 "TCP:$ADDR_REAL"
+  kill -0 "$SERVER_PID" || fail "the server died"
+  stop_server
+  ;;
+client_io)
+  # client.line and client.read across chunk boundaries: a conch client sends
+  # the bytes in small pieces (the pieces' timing changes only where the
+  # chunks split, never the expected replies).
+  cat >handler.lua <<'LUA'
+local a = client.line()
+local b = client.line()
+local c = client.read(5)
+local d = client.line()
+local rest = client.read()
+client.write(string.format("%q %q %q %q %q\n", a, b, c, d, rest))
+print("peer", type(client.peer))
+LUA
+  echo 'while true do work.answer(work.accept()) end' >worker.lua
+  start_server 127.0.0.1:0 -w 1 --handlers 2
+  cat >client.lua <<'LUA'
+local sock = assert(conch.connect(arg[1]))
+for _, piece in ipairs({"fir", "st\nsec", "ond\n12", "345tail", " line\nthe", " rest", " of it"}) do
+  sock.output:send(piece)
+  conch.sleep(20)
+end
+sock.output:close()
+local got = {}
+for chunk in sock.input:iter() do got[#got + 1] = chunk end
+io.write(table.concat(got))
+LUA
+  run timeout 60 "$CONCH" client.lua "$ADDR_REAL"; expect_status 0
+  expect_out $'"first" "second" "12345" "tail line" "the rest of it"\npeer\tstring'
+  stop_server
+  ;;
+tls_unavailable)
+  server_scripts
+  run "$CONCH" --listen 127.0.0.1:0 --tls-cert c.pem --tls-key k.pem handler.lua worker.lua
+  expect_status 2; expect_err_has "TLS not available"
+  run "$CONCH" --listen 127.0.0.1:0 --tls-cert c.pem handler.lua worker.lua
+  expect_status 2; expect_err_has "--tls-cert and --tls-key go together"
+  ;;
+*)
+  fail "no such case"
+  ;;
+esac
+echo "ok $CASE"
