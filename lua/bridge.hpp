@@ -12,6 +12,7 @@
 //   corolib.cpp   the park-aware coroutine.resume/wrap
 //   netlib.cpp    conch.listen/connect/udp/resolve/interfaces
 //   netobj.cpp    the socket, server and UDP objects
+//   lsocketlib.cpp the `lsocket` module (lsocket 1.4 drop-in)
 //   init.cpp      open_module / open_standalone
 //
 // Every Lua C function of the module has the host as upvalue 1 (host_of).
@@ -144,6 +145,13 @@ void install_net_metatables(lua_State* L, host* h);
 /// Adds listen, connect, udp, resolve, interfaces to the module table on
 /// top. lua/netlib.cpp.
 void add_net_functions(lua_State* L, host* h);
+
+/// lua_CFunction behind `require "lsocket"`: lsocket 1.4's module table over
+/// L's host (raises if L has none). lua/lsocketlib.cpp.
+int open_lsocket(lua_State* L);
+/// Sets package.preload.lsocket to open_lsocket (if `package` is loaded), so
+/// `require "lsocket"` finds conch's in this state. lua/lsocketlib.cpp.
+void preload_lsocket(lua_State* L);
 
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.
