@@ -1,7 +1,7 @@
 -- tests/lua/lsocket/client.lua
 -- An lsocket client for server.lua (and lsocket 1.4's sample servers), in the manner of lsocket's samples.
 --
---   lua5.4 client.lua tcp|udp|unix [6] < lines    sends each line, prints "reply: ..."; "quit" ends
+--   lua5.4 client.lua tcp|udp|unix|abstract [6] < lines    sends each line, prints "reply: ..."; "quit" ends
 --   lua5.4 client.lua mcast [6]                   prints what the counting sender broadcasts
 io.stdout:setvbuf("line")
 local kind, six = arg[1] or "tcp", arg[2] == "6"
@@ -32,6 +32,8 @@ end
 local client, err
 if kind == "unix" then
   client, err = ls.connect("./testsocket")
+elseif kind == "abstract" then
+  client, err = ls.connect("@lsocket-testsocket")
 elseif kind == "udp" then
   client, err = ls.connect("udp", six and "::1" or "127.0.0.1", port)
 else

@@ -13,7 +13,7 @@
 set -uo pipefail
 mode=${1:?usage: run_pairs.sh own|samples|real LUA CONCH_MODULE_DIR}
 lua=${2:?lua interpreter}
-conch_dir=${3:?directory of conch.so and lsocket.so}
+conch_dir=$(cd "${3:?directory of conch.so and lsocket.so}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 
 # A network namespace of our own, with loopback up (re-exec inside it once).
@@ -52,13 +52,15 @@ wait_for() {
 
 failed=0
 ran=0
-# pair NAME KIND SIX SRV_IMPL CLT_IMPL SRV_SCRIPT CLT_SCRIPT
+# pair NAME KIND SIX SRV_IMPL CLT_IMPL SRV_SCRIPT CLT_SCRIPT [KIND_ARG]
+# (our scripts take the kind as their first argument, the samples are one file per kind)
 pair() {
-  local name=$1 kind=$2 six=$3 simpl=$4 cimpl=$5 sscript=$6 cscript=$7
+  local name=$1 kind=$2 six=$3 simpl=$4 cimpl=$5 sscript=$6 cscript=$7 kind_arg=${8:-}
   local dir=$work/$name
   mkdir -p "$dir"
   local sargs=() cargs=()
-  [[ -n $six ]] && sargs=(6) && cargs=(6)
+  [[ -n $kind_arg ]] && sargs=("$kind_arg") && cargs=("$kind_arg")
+  [[ -n $six ]] && sargs+=(6) && cargs+=(6)
   local srv_cmd=(env LUA_CPATH="$(cpath_of "$simpl")" timeout 30 stdbuf -oL "$lua" "$sscript" "${sargs[@]}")
   local clt_cmd=(env LUA_CPATH="$(cpath_of "$cimpl")" timeout 30 stdbuf -oL "$lua" "$cscript" "${cargs[@]}")
   local ok=1 why=""
@@ -103,19 +105,19 @@ pair() {
 
 # all SRV_IMPL CLT_IMPL SET: every kind with the scripts of SET (own or samples).
 all() {
-  local simpl=$1 cimpl=$2 set=$3 kind six ss cs
-  for kind in tcp udp unix mcast; do
+  local simpl=$1 cimpl=$2 set=$3 kind six
+  for kind in tcp udp unix abstract mcast; do
+    [[ $kind == abstract && $set != own ]] && continue  # the samples have no abstract-name pair
     for six in "" 6; do
-      [[ $kind == unix && -n $six ]] && continue
+      [[ ( $kind == unix || $kind == abstract ) && -n $six ]] && continue
       # IPv6 multicast (ff01::1) needs a multicast-capable interface; loopback is not one.
       [[ $kind == mcast && -n $six ]] && continue
       if [[ $set == own ]]; then
-        ss=("$here/server.lua" "$kind"); cs=("$here/client.lua" "$kind")
-        pair "$set-$kind${six}-$simpl-srv-$cimpl-clt" "$kind" "$six" "$simpl" "$cimpl" "${ss[@]}" "${cs[@]}"
-      else
-        local sname=$kind
         pair "$set-$kind${six}-$simpl-srv-$cimpl-clt" "$kind" "$six" "$simpl" "$cimpl" \
-          "$LSOCKET_SAMPLES/testsrv_$sname.lua" "$LSOCKET_SAMPLES/testclt_$sname.lua"
+          "$here/server.lua" "$here/client.lua" "$kind"
+      else
+        pair "$set-$kind${six}-$simpl-srv-$cimpl-clt" "$kind" "$six" "$simpl" "$cimpl" \
+          "$LSOCKET_SAMPLES/testsrv_$kind.lua" "$LSOCKET_SAMPLES/testclt_$kind.lua"
       fi
     done
   done

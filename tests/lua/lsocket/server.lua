@@ -1,7 +1,8 @@
 -- tests/lua/lsocket/server.lua
 -- An lsocket echo server (tcp, udp, unix) or counting sender (mcast), in the manner of lsocket 1.4's samples.
 --
---   lua5.4 server.lua tcp|udp|unix|mcast [6]     (6: IPv6; port 8000, unix path ./testsocket)
+--   lua5.4 server.lua tcp|udp|unix|abstract|mcast [6]   (6: IPv6; port 8000, unix path
+--                                   ./testsocket, abstract name @lsocket-testsocket)
 -- Runs until killed. Written for conch's tests (the samples themselves are
 -- lsocket's): the same calls, used the same way, so it runs unchanged on
 -- conch's lsocket and on the real one.
@@ -55,6 +56,8 @@ else
   local server, err
   if kind == "unix" then
     server, err = ls.bind("./testsocket", nil, 10)
+  elseif kind == "abstract" then
+    server, err = ls.bind("@lsocket-testsocket", nil, 10)
   else
     server, err = ls.bind(six and "::1" or "127.0.0.1", port, 10)
   end
