@@ -10,7 +10,8 @@
 // that waits, select(): it asks poll(2) first and, when nothing is ready,
 // waits on the state's home loop with net::wait_ready (io_uring POLL_ADD), so
 // inside a conch go block select parks the go block, and outside any go block
-// it blocks the caller as lsocket's does while conch's loop runs meanwhile.
+// it blocks the caller as lsocket's does while conch's loop runs meanwhile
+// (the state's go blocks too; with none alive, it simply blocks in ppoll).
 //
 // Where conch deliberately differs from lsocket 1.4 (also in lua/README.md):
 // select has no FD_SETSIZE limit (poll, not select(2)); recv/recvfrom with a
@@ -454,37 +455,16 @@ std::size_t read_size(lua_State* L, int idx) {
   return static_cast<std::size_t>(n);
 }
 
-// sock:recv([size]) -> string | false (nothing yet) | nil (closed) | nil, err
-int m_recv(lua_State* L) {
+// recv (from null) or recvfrom into a new string of at most the size
+// argument: pushes the string and returns 0, or pushes lsocket's other
+// answer (false: nothing yet; nil: closed, or an empty datagram, as lsocket
+// reports it; nil + message) and returns how many values that is.
+int recv_push(lua_State* L, sockaddr_any* from) {
   lsock* s = check_sock(L, 1);
   std::size_t size = read_size(L, 2);
   luaL_Buffer b;
   char* p = luaL_buffinitsize(L, &b, size);
-  ssize_t n = ::recv(s->fd, p, size, 0);
-  if (n < 0) {
-    int e = errno;
-    if (e == EAGAIN || e == EWOULDBLOCK) {
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-    return push_errno(L, e);
-  }
-  if (n == 0) {
-    lua_pushnil(L);  // the peer closed (or an empty datagram, as lsocket reports it)
-    return 1;
-  }
-  luaL_pushresultsize(&b, static_cast<std::size_t>(n));
-  return 1;
-}
-
-// sock:recvfrom([size]) -> string, addr, port | false | nil, err
-int m_recvfrom(lua_State* L) {
-  lsock* s = check_sock(L, 1);
-  std::size_t size = read_size(L, 2);
-  luaL_Buffer b;
-  char* p = luaL_buffinitsize(L, &b, size);
-  sockaddr_any sa;
-  ssize_t n = ::recvfrom(s->fd, p, size, 0, &sa.sa, &sa.len);
+  ssize_t n = from != nullptr ? ::recvfrom(s->fd, p, size, 0, &from->sa, &from->len) : ::recv(s->fd, p, size, 0);
   if (n < 0) {
     int e = errno;
     if (e == EAGAIN || e == EWOULDBLOCK) {
@@ -498,6 +478,19 @@ int m_recvfrom(lua_State* L) {
     return 1;
   }
   luaL_pushresultsize(&b, static_cast<std::size_t>(n));
+  return 0;
+}
+
+// sock:recv([size]) -> string | false (nothing yet) | nil (closed) | nil, err
+int m_recv(lua_State* L) {
+  int r = recv_push(L, nullptr);
+  return r != 0 ? r : 1;
+}
+
+// sock:recvfrom([size]) -> string, addr, port | false | nil, err
+int m_recvfrom(lua_State* L) {
+  sockaddr_any sa;
+  if (int r = recv_push(L, &sa); r != 0) return r;
   char buf[sizeof(sockaddr_un) + 1];
   const char* a = addr_text(&sa.sa, sa.len, buf, sizeof buf);
   lua_pushstring(L, a != nullptr ? a : "");
@@ -684,6 +677,24 @@ int poll_now(select_job* j) {
   return ::poll(j->fds.data(), static_cast<nfds_t>(j->fds.size()), 0);
 }
 
+// Waits in ppoll(2) on the calling thread until something is ready or the
+// job's timeout passes (signals do not cut it short); returns what poll does.
+int poll_blocking(select_job* j) {
+  const bool bounded = j->timeout_ns >= 0;
+  const std::int64_t deadline = bounded ? conch::detail::now_ns() + j->timeout_ns : 0;
+  for (;;) {
+    timespec ts{};
+    if (bounded) {
+      std::int64_t left = std::max<std::int64_t>(deadline - conch::detail::now_ns(), 0);
+      ts.tv_sec = static_cast<time_t>(left / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(left % 1'000'000'000);
+    }
+    for (pollfd& p : j->fds) p.revents = 0;
+    int n = ::ppoll(j->fds.data(), static_cast<nfds_t>(j->fds.size()), bounded ? &ts : nullptr, nullptr);
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
 // After the wait's go block answered. Stack: 1 read, 2 write, 3 holder.
 int k_select(lua_State* L, int, lua_KContext ctx) {
   request* r = host_from(ctx)->op_request();
@@ -735,6 +746,11 @@ int l_select(lua_State* L) {
   j->timeout_ns = timeout < 0 ? -1 : std::max<std::int64_t>(ms_to_ns(timeout * 1000), 0);
   int polled = poll_now(j);
   if (polled != 0 || j->timeout_ns == 0) return push_select_result(L, j, polled);
+  if (h->current() == nullptr && h->live_tasks() == 0)
+    // Outside any go block, and the state has none that could want the
+    // baton: block in poll(2) as lsocket does (conch's loop runs on its own
+    // thread meanwhile). Saves two thread handoffs per wait.
+    return push_select_result(L, j, poll_blocking(j));
   // Nothing ready: wait on the home loop (parks a go block, or blocks the
   // outside thread while the loop runs).
   struct start_args {

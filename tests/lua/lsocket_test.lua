@@ -376,4 +376,23 @@ T.test("a go block parked in select does not stop other go blocks", function()
   quiet:close()
 end)
 
+T.test("outside any go block, a waiting select lets the state's go blocks run", function()
+  -- The datagram comes from a go block that needs the loop (and this state)
+  -- while the main thread waits in select.
+  local rx = assert(ls.bind("udp", "127.0.0.1", 0))
+  local port = rx:info("socket").port
+  local sender = conch.go(function()
+    conch.sleep(1)
+    local tx = assert(ls.bind("udp", "127.0.0.1", 0))
+    tx:sendto("from a go block", "127.0.0.1", port)
+    tx:close()
+    return true
+  end)
+  local r = ls.select({ rx }, 10)
+  T.ok(r and r[1] == rx, "woken by the go block's datagram")
+  T.eq(rx:recvfrom(), "from a go block")
+  T.eq(sender:recv(), true)
+  rx:close()
+end)
+
 T.done("lsocket")
