@@ -78,12 +78,14 @@ function servers.cqueues()
     for c in srv:clients() do
       cq:wrap(function()
         c:setmode("bn", "bn")
-        while true do
-          local data = c:xread(-65536, "b")
-          if not data then break end
-          c:write(data)
-          c:flush()
-        end
+        pcall(function()   -- a reset connection raises: it ends only that connection
+          while true do
+            local data = c:xread(-65536, "b")
+            if not data then break end
+            c:write(data)
+            c:flush()
+          end
+        end)
         c:close()
       end)
     end
