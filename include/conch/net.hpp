@@ -1,8 +1,9 @@
 // conch/net.hpp
-// The sockets layer: addresses, stream sockets and servers, UDP, framing.
+// The sockets layer: addresses, stream sockets and servers, UDP, framing, waiting on foreign descriptors.
 #pragma once
 
 #include "conch/net/address.hpp"
 #include "conch/net/framing.hpp"
 #include "conch/net/socket.hpp"
 #include "conch/net/udp.hpp"
+#include "conch/net/wait_ready.hpp"
