@@ -1,9 +1,8 @@
 // conch/net.hpp
-// The sockets layer: addresses, stream sockets and servers, UDP, framing, waiting on foreign descriptors.
+// The sockets layer: addresses, stream sockets and servers, UDP, framing.
 #pragma once
 
 #include "conch/net/address.hpp"
 #include "conch/net/framing.hpp"
 #include "conch/net/socket.hpp"
 #include "conch/net/udp.hpp"
-#include "conch/net/wait_ready.hpp"
