@@ -14,6 +14,7 @@
 //   netobj.cpp    the socket, server and UDP objects
 //   fdlib.cpp     conch.fd_watch/fd_read
 //   opslib.cpp    the combinators (conch/ops.lua) and conch.thread
+//   lsocketlib.cpp the `lsocket` module (lsocket 1.4 drop-in)
 //   init.cpp      open_module / open_standalone
 //
 // Every Lua C function of the module has the host as upvalue 1 (host_of).
@@ -153,6 +154,13 @@ void add_fd_functions(lua_State* L, host* h);
 /// module table on top, loaded the first time a missing name is read.
 /// lua/opslib.cpp.
 void add_ops_functions(lua_State* L, host* h);
+
+/// lua_CFunction behind `require "lsocket"`: lsocket 1.4's module table over
+/// L's host (raises if L has none). lua/lsocketlib.cpp.
+int open_lsocket(lua_State* L);
+/// Sets package.preload.lsocket to open_lsocket (if `package` is loaded), so
+/// `require "lsocket"` finds conch's in this state. lua/lsocketlib.cpp.
+void preload_lsocket(lua_State* L);
 
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.

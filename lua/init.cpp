@@ -23,6 +23,7 @@ int open_module(lua_State* L) {
   if (h == nullptr) return luaL_error(L, "conch: this Lua state has no conch host");
   luaL_checkstack(L, 8, nullptr);
   install_coroutine_glue(L, h);
+  preload_lsocket(L);  // require "lsocket" then finds conch's (lsocket.so's shim relies on it)
   lua_createtable(L, 0, 16);
   add_chan_functions(L, h);
   add_select_functions(L, h);

@@ -34,6 +34,7 @@ int setup_fn(lua_State* L) {
     lua_pushcfunction(L, preload_conch);
     lua_setfield(L, -2, "conch");
   }
+  detail::preload_lsocket(L);  // and require "lsocket" conch's lsocket
   return 0;
 }
 

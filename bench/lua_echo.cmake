@@ -1,0 +1,11 @@
+# bench/lua_echo.cmake
+# Lua echo servers (issue 17): conch, lsocket on conch, cqueues, luv, side by side
+# (bench/run_lua_echo.sh, bench/lua/echo_server.lua). Smoke run: conch's and
+# lsocket's servers for a moment each, so a broken one shows in CTest (the load
+# generator checks every echoed byte and fails when nothing comes back).
+find_program(CONCH_LUA54_BENCH lua5.4)
+if(CONCH_BUILD_TESTS AND TARGET conch_lua_module AND CONCH_LUA54_BENCH AND NOT CONCH_SANITIZE)
+  add_test(NAME bench_lua_echo_smoke
+           COMMAND conch_io_uring_gate ${CMAKE_CURRENT_LIST_DIR}/run_lua_echo.sh --smoke ${PROJECT_BINARY_DIR})
+  set_tests_properties(bench_lua_echo_smoke PROPERTIES LABELS bench TIMEOUT 120 SKIP_RETURN_CODE 77)
+endif()
