@@ -138,14 +138,43 @@ struct copied {
   bool open;
 };
 
+// Every table met in one conversion, by Lua identity: what makes the copy a
+// graph. The first few sit in an array searched in order (most values hold
+// a handful of tables: no allocation), the rest in a hash map.
+class seen_tables {
+ public:
+  copied* find(const void* id) noexcept {
+    for (std::size_t i = 0; i < n_; ++i)
+      if (ids_[i] == id) return &small_[i];
+    if (more_.empty()) return nullptr;
+    auto it = more_.find(id);
+    return it != more_.end() ? &it->second : nullptr;
+  }
+  /// Adds `id` (not present); the pointer stays valid until the next add.
+  copied* add(const void* id, std::shared_ptr<table> t) {
+    if (n_ < kSmall) {
+      ids_[n_] = id;
+      small_[n_] = copied{std::move(t), true};
+      return &small_[n_++];
+    }
+    return &more_.emplace(id, copied{std::move(t), true}).first->second;
+  }
+
+ private:
+  static constexpr std::size_t kSmall = 8;
+  const void* ids_[kSmall];
+  copied small_[kSmall];
+  std::size_t n_ = 0;
+  absl::flat_hash_map<const void*, copied> more_;
+};
+
 struct to_value_ctx {
   lua_State* L = nullptr;
   std::size_t depth = 0;  // tables being filled
   std::size_t bytes = 0;  // charged so far
   std::size_t limit = default_max_value;
   int bad = LUA_TNONE;
-  // Every table met, by Lua identity: what makes the copy a graph.
-  absl::flat_hash_map<const void*, copied> seen;
+  seen_tables seen;
 };
 
 conv_error convert(to_value_ctx& cx, int idx, value& out);
@@ -158,19 +187,19 @@ conv_error charge(to_value_ctx& cx, std::size_t n) noexcept {
 conv_error convert_table(to_value_ctx& cx, int idx, value& out) {
   lua_State* L = cx.L;
   const void* self = lua_topointer(L, idx);
-  if (auto it = cx.seen.find(self); it != cx.seen.end()) {
+  if (copied* c = cx.seen.find(self)) {
     // Met before: the same copy (a back reference if it is still open).
-    if (it->second.open)
-      out.data = value::table_ref(it->second.t);
+    if (c->open)
+      out.data = value::table_ref(c->t);
     else
-      out.data = value::table_ptr(it->second.t);
+      out.data = value::table_ptr(c->t);
     return conv_error::none;
   }
   if (cx.depth == kMaxDepth) return conv_error::too_deep;
   if (!lua_checkstack(L, 3)) return conv_error::no_memory;
   if (charge(cx, kTableCost) != conv_error::none) return conv_error::too_big;
   auto t = std::make_shared<table>();
-  cx.seen.emplace(self, copied{t, true});
+  cx.seen.add(self, t);
   ++cx.depth;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -186,7 +215,7 @@ conv_error convert_table(to_value_ctx& cx, int idx, value& out) {
     lua_pop(L, 1);
   }
   --cx.depth;
-  cx.seen.find(self)->second.open = false;  // found: emplaced above (rehashes move entries)
+  cx.seen.find(self)->open = false;  // found: added above (later adds may have moved it)
   out.data = value::table_ptr(std::move(t));
   return conv_error::none;
 }
