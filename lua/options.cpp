@@ -57,7 +57,7 @@ void push_name_list(lua_State* L, const char* const* names) {
 
 void check_option_keys(lua_State* L, int idx, const option_names& names, bool allow_cases) {
   idx = lua_absindex(L, idx);
-  luaL_checkstack(L, 4, nullptr);
+  luaL_checkstack(L, 12, nullptr);  // lua_next, and an error message in parts
   lua_Integer ncases = allow_cases ? static_cast<lua_Integer>(lua_rawlen(L, idx)) : 0;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
