@@ -7,7 +7,20 @@
 // that the caller raises once nothing of its own is left on the C stack.
 // C++ -> Lua (push_*) can raise memory errors; it reads elements that live in
 // heap storage (requests, channel slots), never in its caller's locals, and
-// holds nothing but references and iterators itself.
+// holds nothing but references, iterators and trivially destructible state.
+//
+// Invariants:
+//  - A value is copied as a graph: to_value remembers every table it met (by
+//    Lua identity), so a table met again is the same copy; an edge to a
+//    table still being filled (a cycle) is a weak back reference, so owning
+//    edges form a DAG and a copy never keeps itself alive.
+//  - push_value walks the copy in the order to_value built it, so a back
+//    reference always names a table on the current path; a table with more
+//    than one owner is remembered in a Lua memo table, so it is made once.
+//  - Every byte charged toward the limit is charged before it is allocated.
+//  - One userdata per channel (by core) and per net object (by its first
+//    channel's core) in a state: registry tables with weak values, whose
+//    entries Lua clears before it finalizes the userdata.
 #include <cmath>
 #include <new>
 #include <variant>
