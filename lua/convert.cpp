@@ -203,7 +203,7 @@ conv_error convert_table(to_value_ctx& cx, int idx, value& out) {
   if (copied* c = cx.seen.find(self)) {
     // Met before: the same copy (a back reference if it is still open).
     if (c->open)
-      out.data = value::table_ref(c->t);
+      out = value(value::table_ref{c->t});
     else
       out.data = value::table_ptr(c->t);
     return conv_error::none;
@@ -261,15 +261,15 @@ conv_error convert(to_value_ctx& cx, int idx, value& out) {
       }
       // The net library's objects travel as handles to the same connection.
       if (const net::socket* s = to_socket(L, idx)) {
-        out.data = *s;
+        out = value(*s);
         return conv_error::none;
       }
       if (const net::server* s = to_server(L, idx)) {
-        out.data = *s;
+        out = value(*s);
         return conv_error::none;
       }
       if (const net::udp_socket* u = to_udp(L, idx)) {
-        out.data = *u;
+        out = value(*u);
         return conv_error::none;
       }
       cx.bad = LUA_TUSERDATA;
@@ -453,21 +453,37 @@ void push_rec(push_ctx& cx, const value& v) {
       push_table(cx, *p, cx.depth > 0 && p.use_count() > 1);
       return;
     }
-    case 10: {
-      // A back reference: the table it names is being filled, on the path.
-      const table* target = std::get<10>(v.data).lock().get();  // the encloser keeps it alive
-      if (target == nullptr) luaL_error(L, "conch: a value refers back to a table that is gone");
-      for (std::size_t i = cx.depth; i-- > 0;)
-        if (cx.path[i] == target) {
-          lua_pushvalue(L, cx.path_slot[i]);
-          return;
-        }
-      push_table(cx, *target, true);  // pushed from inside: its encloser is not on the path
+    case 7:
+      if (v.is_back_ref()) {
+        // A back reference: the table it names is being filled, on the path.
+        const table* target = std::get<3>(*std::get<7>(v.data)).t.lock().get();  // the encloser keeps it
+        if (target == nullptr) luaL_error(L, "conch: a value refers back to a table that is gone");
+        for (std::size_t i = cx.depth; i-- > 0;)
+          if (cx.path[i] == target) {
+            lua_pushvalue(L, cx.path_slot[i]);
+            return;
+          }
+        push_table(cx, *target, true);  // pushed from inside: its encloser is not on the path
+        return;
+      }
+      push_value(L, v);  // a net object
       return;
-    }
     default:
       push_value(L, v);  // not a table
   }
+}
+
+// Pushes a table value (or a back reference) as a graph: a memo slot goes
+// under it and is removed at the end.
+void push_graph(lua_State* L, const value& v) {
+  luaL_checkstack(L, 6, "conch: value nested too deeply");
+  lua_pushnil(L);
+  push_ctx cx;  // path[] is written before it is read
+  cx.L = L;
+  cx.memo = lua_gettop(L);
+  cx.depth = 0;
+  push_rec(cx, v);
+  lua_remove(L, cx.memo);
 }
 
 }  // namespace
@@ -493,31 +509,32 @@ void push_value(lua_State* L, const value& v) {
       lua_pushlstring(L, s.data(), s.size());
       break;
     }
-    case 5:
-    case 10: {
+    case 5: {
       // A table: a graph push with a memo slot under it, removed at the end.
-      luaL_checkstack(L, 6, "conch: value nested too deeply");
-      lua_pushnil(L);
-      push_ctx cx;  // path[] is written before it is read
-      cx.L = L;
-      cx.memo = lua_gettop(L);
-      cx.depth = 0;
-      push_rec(cx, v);
-      lua_remove(L, cx.memo);
+      push_graph(L, v);
       break;
     }
     case 6:
       push_chan(L, std::get<6>(v.data));
       break;
-    case 7:
-      push_socket(L, std::get<7>(v.data));
+    case 7: {
+      const value::extra& e = *std::get<7>(v.data);
+      switch (e.index()) {
+        case 0:
+          push_socket(L, std::get<0>(e));
+          break;
+        case 1:
+          push_server(L, std::get<1>(e));
+          break;
+        case 2:
+          push_udp(L, std::get<2>(e));
+          break;
+        default:
+          push_graph(L, v);  // a back reference pushed on its own
+          break;
+      }
       break;
-    case 8:
-      push_server(L, std::get<8>(v.data));
-      break;
-    case 9:
-      push_udp(L, std::get<9>(v.data));
-      break;
+    }
   }
 }
 

@@ -12,7 +12,7 @@
 // side are not seen by the other; metatables are not copied): a table
 // reachable twice is copied once and arrives as one table reachable twice,
 // and a cycle arrives as the same cycle (the edge that closes it is a weak
-// back reference, index 10, so copies never keep themselves alive). The cost
+// back reference, so copies never keep themselves alive). The cost
 // is linear in the distinct tables; a value larger than the channel's
 // max_value is refused. A channel travels as a handle to the same channel;
 // a socket, server or UDP socket as a handle to the same connection (its
@@ -53,9 +53,16 @@ class value {
   using chan_ptr = std::shared_ptr<const any_chan>;
   /// monostate is nil: it never travels on a channel, but a default-constructed
   /// value holds it.
-  using table_ref = std::weak_ptr<const table>;
-  using storage = std::variant<std::monostate, bool, std::int64_t, double, std::string, table_ptr, chan_ptr,
-                               net::socket, net::server, net::udp_socket, table_ref>;
+  /// A back reference to an enclosing table (what closes a cycle).
+  struct table_ref {
+    std::weak_ptr<const table> t;
+  };
+  /// The rarer kinds, behind one pointer so the common ones stay cheap to
+  /// move and destroy: net objects (handles to their connection) and back
+  /// references.
+  using extra = std::variant<net::socket, net::server, net::udp_socket, table_ref>;
+  using extra_ptr = std::shared_ptr<const extra>;
+  using storage = std::variant<std::monostate, bool, std::int64_t, double, std::string, table_ptr, chan_ptr, extra_ptr>;
 
   value() noexcept = default;
   explicit value(bool b) noexcept : data(b) {}
@@ -65,23 +72,25 @@ class value {
   explicit value(const char* s) : data(std::string(s)) {}
   explicit value(table_ptr t) noexcept : data(std::move(t)) {}
   explicit value(chan_ptr c) noexcept : data(std::move(c)) {}
-  explicit value(net::socket s) noexcept : data(std::move(s)) {}
-  explicit value(net::server s) noexcept : data(std::move(s)) {}
-  explicit value(net::udp_socket u) noexcept : data(std::move(u)) {}
-  /// A back reference to an enclosing table (what closes a cycle).
-  explicit value(table_ref t) noexcept : data(std::move(t)) {}
+  /// These allocate (std::bad_alloc).
+  explicit value(net::socket s) : data(std::make_shared<const extra>(std::move(s))) {}
+  explicit value(net::server s) : data(std::make_shared<const extra>(std::move(s))) {}
+  explicit value(net::udp_socket u) : data(std::make_shared<const extra>(std::move(u))) {}
+  explicit value(table_ref t) : data(std::make_shared<const extra>(std::move(t))) {}
 
   bool is_nil() const noexcept { return data.index() == 0; }
   bool is_boolean() const noexcept { return data.index() == 1; }
   bool is_integer() const noexcept { return data.index() == 2; }
   bool is_float() const noexcept { return data.index() == 3; }
   bool is_string() const noexcept { return data.index() == 4; }
-  /// A table, held (index 5) or a back reference to an enclosing one (index 10).
-  bool is_table() const noexcept { return data.index() == 5 || data.index() == 10; }
+  /// A table, held (index 5) or a back reference to an enclosing one.
+  bool is_table() const noexcept { return data.index() == 5 || extra_is(3); }
   bool is_chan() const noexcept { return data.index() == 6; }
-  bool is_socket() const noexcept { return data.index() == 7; }
-  bool is_server() const noexcept { return data.index() == 8; }
-  bool is_udp() const noexcept { return data.index() == 9; }
+  bool is_socket() const noexcept { return extra_is(0); }
+  bool is_server() const noexcept { return extra_is(1); }
+  bool is_udp() const noexcept { return extra_is(2); }
+  /// A back reference (is_table() too).
+  bool is_back_ref() const noexcept { return extra_is(3); }
 
   /// The payload; the caller checks the kind first (std::get semantics).
   bool boolean() const { return std::get<1>(data); }
@@ -91,15 +100,21 @@ class value {
   /// The table. For a back reference the table lives as long as the value
   /// that encloses it; once that is gone this throws std::bad_weak_ptr.
   const table& tbl() const {
-    if (data.index() == 10) return *table_ptr(std::get<10>(data));  // the encloser owns it
+    if (data.index() == 7) return *table_ptr(std::get<3>(*std::get<7>(data)).t);  // the encloser owns it
     return *std::get<5>(data);
   }
   const any_chan& chan() const { return *std::get<6>(data); }
-  const net::socket& socket() const { return std::get<7>(data); }
-  const net::server& server() const { return std::get<8>(data); }
-  const net::udp_socket& udp() const { return std::get<9>(data); }
+  const net::socket& socket() const { return std::get<0>(*std::get<7>(data)); }
+  const net::server& server() const { return std::get<1>(*std::get<7>(data)); }
+  const net::udp_socket& udp() const { return std::get<2>(*std::get<7>(data)); }
 
   storage data;
+
+ private:
+  bool extra_is(std::size_t i) const noexcept {
+    const extra_ptr* e = std::get_if<7>(&data);
+    return e != nullptr && *e != nullptr && (*e)->index() == i;
+  }
 };
 
 /// A copy of a Lua table: its key/value pairs in traversal order.
