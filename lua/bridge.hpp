@@ -102,6 +102,29 @@ inline conch::task<loop*> home_loop_task(placement where = placement::here()) {
   co_return conch::detail::pick_loop(conch::detail::current_loop(), where);
 }
 
+// ---- strict options (lua/options.cpp) ----
+
+/// The option keys a function takes (API.md §6: any other key is an error).
+struct option_names {
+  const char* fn;              // "conch.listen", for messages
+  const char* const* takes;    // null-terminated
+  /// Optional: a phrase for a key this function does not take but another
+  /// does ("it is an option of conch.connect"), or null.
+  const char* (*hint)(const char* key) = nullptr;
+};
+/// Raises "<fn>: unknown option '<key>' (it takes ...)" for a key of the
+/// table at idx that is not in `names`; a non-name key is an error too,
+/// except, with allow_cases, the integer keys 1..#t (select's cases).
+void check_option_keys(lua_State* L, int idx, const option_names& names, bool allow_cases = false);
+/// Raises "<fn>: unexpected argument #<max+1>" if more than max arguments were given.
+void check_max_args(lua_State* L, int max, const char* fn);
+/// Raises "<fn>: option '<key>' must be <expected> (got <type of got_idx>)".
+int raise_option_type(lua_State* L, const char* fn, const char* key, const char* expected, int got_idx);
+/// Reads t[key] (t at idx) as an integer in [min, max] into *out: false if
+/// absent; raises (naming fn and key) if it is not an integer or out of range.
+bool opt_integer(lua_State* L, int idx, const char* fn, const char* key, lua_Integer min, lua_Integer max,
+                 lua_Integer* out);
+
 // ---- the net library's objects (lua/netobj.cpp), for lua/netlib.cpp ----
 
 /// A userdata that owns a heap object until collected (its __gc calls del).

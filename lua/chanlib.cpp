@@ -11,6 +11,8 @@
 //  - An operation's values live in the running code's request, never in a
 //    C++ local, so a raise while pushing leaks nothing.
 // Lock order: no lock is held here; channel operations lock their channel.
+#include <cstring>
+#include <limits>
 #include <new>
 
 #include "conch/chan/buffer.hpp"
@@ -60,11 +62,12 @@ request* prepare_single(lua_State* L, host* h, bool is_send) {
   c.is_send = is_send;
   if (is_send) {
     int bad = LUA_TNONE;
-    conv_error e = to_elem(L, 2, c.type, c.slot.raw(), &bad);
+    std::size_t limit = ud->box->max_value();
+    conv_error e = to_elem(L, 2, c.type, c.slot.raw(), &bad, limit);
     if (e != conv_error::none) {
       // Not convertible: nothing was built; raise with the request idle.
       r->clear();
-      raise_conv_error(L, e, bad);
+      raise_conv_error(L, e, bad, limit);
     }
     c.full = true;
   }
@@ -159,49 +162,68 @@ const luaL_Reg chan_metamethods[] = {
 
 // ---- constructors ----
 
-std::size_t check_capacity(lua_State* L, int idx, const char* what, bool at_least_one) {
-  lua_Integer n = luaL_checkinteger(L, idx);
-  if (n < (at_least_one ? 1 : 0) || n > (lua_Integer{1} << 32))
-    luaL_error(L, "conch.chan: %s capacity must be %s (got %d)", what,
-               at_least_one ? "at least 1" : "0 or more", static_cast<int>(n));
-  return static_cast<std::size_t>(n);
-}
+constexpr lua_Integer kMaxCapacity = lua_Integer{1} << 32;
 
-// conch.chan() | conch.chan(n) | conch.chan{dropping=n} | conch.chan{sliding=n} | conch.chan{fixed=n}
+const char* const chan_option_keys[] = {"fixed", "dropping", "sliding", "max_value", nullptr};
+const option_names chan_options{"conch.chan", chan_option_keys,
+                                [](const char* key) -> const char* {
+                                  // The names people reach for first.
+                                  if (std::strcmp(key, "size") == 0 || std::strcmp(key, "capacity") == 0 ||
+                                      std::strcmp(key, "buffer") == 0)
+                                    return "a fixed buffer of n is conch.chan(n) or {fixed=n}";
+                                  return nullptr;
+                                }};
+
+// conch.chan() | conch.chan(n) | conch.chan{dropping=n | sliding=n | fixed=n, max_value=bytes}
 int l_chan(lua_State* L) {
+  check_max_args(L, 1, "conch.chan");
   conch::buffer b = conch::buffer::fixed(0);
+  lua_Integer max_value = static_cast<lua_Integer>(default_max_value);
   switch (lua_type(L, 1)) {
     case LUA_TNONE:
     case LUA_TNIL:
       break;  // unbuffered
-    case LUA_TNUMBER:
-      b = conch::buffer::fixed(check_capacity(L, 1, "a", false));
+    case LUA_TNUMBER: {
+      int isnum = 0;
+      lua_Integer n = lua_tointegerx(L, 1, &isnum);
+      if (isnum == 0) return luaL_error(L, "conch.chan: capacity must be an integer (got %f)", lua_tonumber(L, 1));
+      if (n < 0 || n > kMaxCapacity)
+        return luaL_error(L, "conch.chan: capacity must be 0 or more (got %I)", n);
+      b = conch::buffer::fixed(static_cast<std::size_t>(n));
       break;
+    }
     case LUA_TTABLE: {
+      check_option_keys(L, 1, chan_options);
       int found = 0;
-      if (lua_getfield(L, 1, "dropping") != LUA_TNIL) {
-        b = conch::buffer::dropping(check_capacity(L, -1, "a dropping", true));
+      lua_Integer n = 0;
+      if (opt_integer(L, 1, "conch.chan", "dropping", 1, kMaxCapacity, &n)) {
+        b = conch::buffer::dropping(static_cast<std::size_t>(n));
         ++found;
       }
-      if (lua_getfield(L, 1, "sliding") != LUA_TNIL) {
-        b = conch::buffer::sliding(check_capacity(L, -1, "a sliding", true));
+      if (opt_integer(L, 1, "conch.chan", "sliding", 1, kMaxCapacity, &n)) {
+        b = conch::buffer::sliding(static_cast<std::size_t>(n));
         ++found;
       }
-      if (lua_getfield(L, 1, "fixed") != LUA_TNIL) {
-        b = conch::buffer::fixed(check_capacity(L, -1, "a fixed", false));
+      if (opt_integer(L, 1, "conch.chan", "fixed", 0, kMaxCapacity, &n)) {
+        b = conch::buffer::fixed(static_cast<std::size_t>(n));
         ++found;
       }
       if (found > 1) return luaL_error(L, "conch.chan: give one of dropping=, sliding=, fixed=");
+      opt_integer(L, 1, "conch.chan", "max_value", 1, std::numeric_limits<lua_Integer>::max(), &max_value);
       break;
     }
     default:
-      return luaL_typeerror(L, 1, "nil, capacity or {dropping=n}/{sliding=n}");
+      return luaL_typeerror(L, 1, "nil, capacity or {dropping=n}/{sliding=n}/{fixed=n}");
   }
-  push_new_chan(L, [&b] { return conch::chan<value>(b); });
+  auto limit = static_cast<std::size_t>(max_value);
+  push_new_chan(L, [&b, limit] {
+    return std::make_shared<const any_chan>(conch::chan<value>(b), limit);
+  });
   return 1;
 }
 
 int l_promise(lua_State* L) {
+  check_max_args(L, 0, "conch.promise");
   push_new_chan(L, [] { return conch::promise_chan<value>(); });
   return 1;
 }
@@ -209,6 +231,7 @@ int l_promise(lua_State* L) {
 // conch.timeout(ms) -> a channel that the shared close timer closes after ms.
 int l_timeout(lua_State* L) {
   host* h = host_of(L);
+  check_max_args(L, 1, "conch.timeout");
   std::int64_t ns = ms_to_ns(luaL_checknumber(L, 1));
   push_new_chan(L, [h, ns] {
     conch::chan<value> c;
@@ -239,6 +262,7 @@ void install_chan_metatable(lua_State* L, host* h) {
   lua_setfield(L, -2, "__index");
   set_closures(L, h, chan_metamethods);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &chan_mt_key);
+  new_weak_cache(L, &chan_cache_key);
 }
 
 void add_chan_functions(lua_State* L, host* h) { set_closures(L, h, chan_functions); }

@@ -2,8 +2,10 @@
 // The Lua bridge's values: channel elements, channel userdata, Lua <-> C++ conversion.
 //
 // Internal to lua/ (include "lua/bridge.hpp", which includes this). What a
-// channel carries never refers into a Lua state: tables are deep copies,
-// channels are handles (any_chan), sockets are socket handles. Defined in
+// channel carries never refers into a Lua state: tables are copied as graphs,
+// channels are handles (any_chan), sockets, servers and UDP sockets are
+// handles to their connection. Within one state a channel or net object that
+// comes back is the same userdata (a weak cache in the registry). Defined in
 // lua/convert.cpp, except the socket and datagram conversions
 // (lua/netobj.cpp).
 #pragma once
@@ -48,6 +50,10 @@ void destroy_elem(elem t, void* p) noexcept;
 extern const char chan_mt_key;
 extern const char host_key;
 extern const char on_error_key;
+/// Weak-valued tables (identity -> userdata) that give a channel (by core)
+/// or a net object (by its first channel's core) one userdata per state.
+extern const char chan_cache_key;
+extern const char obj_cache_key;
 /// The value a parking operation yields, so resumers can tell it from a
 /// user's own coroutine.yield.
 void* park_tag() noexcept;
@@ -76,6 +82,18 @@ bool build_chan_ud(chan_ud* ud, std::shared_ptr<const any_chan>&& box) noexcept;
 void finish_chan_ud(lua_State* L) noexcept;
 int raise_no_memory(lua_State* L);
 
+// ---- one userdata per channel or net object in a state ----
+
+/// Creates the weak-valued cache table at registry[key] (may raise).
+void new_weak_cache(lua_State* L, const void* key);
+/// Pushes the cached userdata for `id` and returns true, or pushes nothing
+/// and returns false. May raise (stack).
+bool push_cached(lua_State* L, const void* cache_key, const void* id);
+/// Caches the userdata on top of the stack under `id` (may raise: memory).
+void cache_top(lua_State* L, const void* cache_key, const void* id);
+/// Caches the channel userdata on top of the stack (may raise: memory).
+void cache_chan_ud(lua_State* L);
+
 /// Builds `ud` from what `make()` returns: a conch::chan<T> of an any_chan
 /// kind, or a std::shared_ptr<const any_chan>. make may throw; false then.
 template <class Make>
@@ -101,27 +119,33 @@ void push_new_chan(lua_State* L, Make&& make) {
   chan_ud* ud = new_chan_ud(L);
   if (!build_chan_ud_from(ud, make)) raise_no_memory(L);  // unbuilt ud: plain garbage
   finish_chan_ud(L);
+  cache_chan_ud(L);  // so it comes back as itself
 }
 
-/// Pushes a new channel userdata for `c` (may raise, see push_new_chan).
+/// Pushes this state's channel userdata for `c`: the one it already has, or a
+/// new one (may raise, see push_new_chan).
 void push_chan(lua_State* L, const std::shared_ptr<const any_chan>& c);
 
 // ---- conversion (lua/convert.cpp) ----
 
 /// Why a Lua value could not be converted; none = it was.
 enum class conv_error : std::uint8_t {
-  none, nil, bad_type, not_string, not_integer, not_number, cycle, too_deep, no_memory,
+  none, nil, bad_type, not_string, not_integer, not_number, too_big, too_deep, no_memory,
   not_socket, not_datagram
 };
 
 /// Converts the Lua value at `idx` to an element of type `t`, constructed in
 /// raw storage `out` (only on success). Never raises: it uses only Lua API
-/// calls that cannot raise. `bad` gets the offending Lua type on error.
-conv_error to_elem(lua_State* L, int idx, elem t, void* out, int* bad) noexcept;
+/// calls that cannot raise. `bad` gets the offending Lua type on error. A
+/// value (elem::value) is copied as a graph (shared tables stay shared,
+/// cycles are kept) and refused (too_big) past `limit` bytes (value.hpp).
+conv_error to_elem(lua_State* L, int idx, elem t, void* out, int* bad,
+                   std::size_t limit = default_max_value) noexcept;
 /// Same, into a value.
-conv_error to_value(lua_State* L, int idx, value* out, int* bad) noexcept;
-/// Raises the Lua error for `e` (never returns).
-int raise_conv_error(lua_State* L, conv_error e, int bad);
+conv_error to_value(lua_State* L, int idx, value* out, int* bad, std::size_t limit = default_max_value) noexcept;
+/// Raises the Lua error for `e` (never returns); `limit` is the one the
+/// conversion was given (for too_big).
+int raise_conv_error(lua_State* L, conv_error e, int bad, std::size_t limit = default_max_value);
 
 /// Pushes the element at `p` (type `t`). May raise (memory errors only), so
 /// `p` must not be a C++ automatic object of the caller.
@@ -136,6 +160,10 @@ void push_value(lua_State* L, const value& v);
 void push_socket(lua_State* L, const net::socket& s);
 /// The socket of the socket object at idx, or null.
 const net::socket* to_socket(lua_State* L, int idx) noexcept;
+/// The server of the server object at idx, or null.
+const net::server* to_server(lua_State* L, int idx) noexcept;
+/// The UDP socket of the UDP object at idx, or null.
+const net::udp_socket* to_udp(lua_State* L, int idx) noexcept;
 /// Converts a Lua datagram {data = string, peer = address string} into raw
 /// storage `out`. Never raises.
 conv_error to_datagram(lua_State* L, int idx, void* out) noexcept;

@@ -111,6 +111,7 @@ int l_go(lua_State* L) {
   build_chan_ud(ud, std::shared_ptr<const any_chan>(t->result_box));  // a copy: cannot fail
   finish_chan_ud(L);
   h->start(t);
+  cache_chan_ud(L);  // may raise (memory) now that the task runs: then it is just not cached
   return 1;
 }
 

@@ -216,8 +216,12 @@ void host::end_task(lua_task* t, int status, int nres) noexcept {
         t->result.try_send(std::move(v));
       } else {
         try {
-          deliver_error(std::string("conch: a go block returned a ") + lua_typename(t->co, bad) +
-                        ", which cannot be sent on its result channel");
+          // Say why: a type that cannot travel, or a table too big or too deep.
+          std::string what = e == conv_error::bad_type ? std::string("a ") + lua_typename(t->co, bad)
+                             : e == conv_error::too_big ? std::string("a value over max_value")
+                             : e == conv_error::too_deep ? std::string("tables nested too deep")
+                                                         : std::string("a value");
+          deliver_error("conch: a go block returned " + what + ", which cannot be sent on its result channel");
         } catch (...) {
         }
       }

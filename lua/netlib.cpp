@@ -27,20 +27,42 @@ namespace {
 
 // ---- options ----
 
-// Reads t[name] (a positive integer) into field, if present.
-void size_field(lua_State* L, int idx, const char* name, std::size_t& field) {
-  if (lua_getfield(L, idx, name) != LUA_TNIL) {
-    lua_Integer v = luaL_checkinteger(L, -1);
-    if (v < 1) luaL_error(L, "conch: %s must be at least 1", name);
-    field = static_cast<std::size_t>(v);
-  }
-  lua_pop(L, 1);
+const char* const listen_keys[] = {"framing",   "delimiter", "in_capacity", "out_capacity",
+                                   "max_frame", "backlog",   "unix_mode",   nullptr};
+const char* const connect_keys[] = {"framing",   "delimiter",       "in_capacity", "out_capacity",
+                                    "max_frame", "connect_timeout", nullptr};
+const char* const udp_keys[] = {"in_capacity", "out_capacity", nullptr};
+
+// Where a key another function takes belongs (for the unknown-option error).
+const char* net_hint(const char* key) {
+  std::string_view k(key);
+  if (k == "connect_timeout") return "it is an option of conch.connect";
+  if (k == "backlog" || k == "unix_mode") return "it is an option of conch.listen";
+  if (k == "framing" || k == "delimiter" || k == "max_frame")
+    return "it is an option of conch.listen and conch.connect (a datagram is one frame)";
+  if (k == "frame" || k == "framer" || k == "mode") return "did you mean framing?";
+  return nullptr;
+}
+
+const option_names listen_options{"conch.listen", listen_keys, net_hint};
+const option_names connect_options{"conch.connect", connect_keys, net_hint};
+const option_names udp_options{"conch.udp", udp_keys, net_hint};
+
+constexpr lua_Integer kMaxSize = lua_Integer{1} << 40;
+
+// Reads t[name] (an integer >= 1) into field, if present.
+void size_field(lua_State* L, int idx, const char* fn, const char* name, std::size_t& field) {
+  lua_Integer v = 0;
+  if (opt_integer(L, idx, fn, name, 1, kMaxSize, &v)) field = static_cast<std::size_t>(v);
 }
 
 // Reads the framing= (and delimiter=) keys into o.frame.
-void check_framing(lua_State* L, int idx, net::options& o) {
-  if (lua_getfield(L, idx, "framing") != LUA_TNIL) {
-    const char* f = luaL_checkstring(L, -1);
+void check_framing(lua_State* L, int idx, const char* fn, net::options& o) {
+  int ft = lua_getfield(L, idx, "framing");
+  bool delimited = false;
+  if (ft != LUA_TNIL) {
+    if (ft != LUA_TSTRING) raise_option_type(L, fn, "framing", "a string", -1);
+    const char* f = lua_tostring(L, -1);
     std::string_view fr(f);
     if (fr == "raw") {
       o.frame = net::framing::raw();
@@ -49,39 +71,44 @@ void check_framing(lua_State* L, int idx, net::options& o) {
     } else if (fr == "length" || fr == "length_prefixed") {
       o.frame = net::framing::length_prefixed();
     } else if (fr == "delimited") {
-      // One delimiter byte, form feed by default.
-      std::size_t n = 0;
-      lua_getfield(L, idx, "delimiter");
-      const char* d = luaL_optlstring(L, -1, "\f", &n);
-      if (n != 1) luaL_error(L, "conch: delimiter must be one byte");
-      o.frame = net::framing::delimited(d[0]);
-      lua_pop(L, 1);
+      delimited = true;
     } else {
-      luaL_error(L, "conch: framing must be raw, lines, length or delimited (got %s)", f);
+      luaL_error(L, "%s: option 'framing' must be raw, lines, length or delimited (got %s)", fn, f);
     }
+  }
+  lua_pop(L, 1);
+  // One delimiter byte (form feed by default), only with framing = "delimited".
+  int dt = lua_getfield(L, idx, "delimiter");
+  if (dt != LUA_TNIL && !delimited)
+    luaL_error(L, "%s: option 'delimiter' needs framing = \"delimited\"", fn);
+  if (delimited) {
+    if (dt != LUA_TNIL && dt != LUA_TSTRING) raise_option_type(L, fn, "delimiter", "a one-byte string", -1);
+    std::size_t n = 1;
+    const char* d = dt == LUA_TNIL ? "\f" : lua_tolstring(L, -1, &n);
+    if (n != 1) luaL_error(L, "%s: option 'delimiter' must be one byte (got %d bytes)", fn, static_cast<int>(n));
+    o.frame = net::framing::delimited(d[0]);
   }
   lua_pop(L, 1);
 }
 
+// Reads the option table at idx (nil: the defaults), checked against `names`:
 // {framing = "raw"|"lines"|"length"|"delimited", delimiter = "\f",
-//  in_capacity =, out_capacity =, max_frame =, backlog =, connect_timeout = ms (0: none)}
-net::options check_options(lua_State* L, int idx) {
+//  in_capacity =, out_capacity =, max_frame =, backlog =, unix_mode =,
+//  connect_timeout = ms (0: none)}
+net::options check_options(lua_State* L, int idx, const option_names& names) {
   net::options o;
   if (lua_isnoneornil(L, idx)) return o;  // the defaults
-  luaL_checktype(L, idx, LUA_TTABLE);
-  check_framing(L, idx, o);
-  size_field(L, idx, "in_capacity", o.in_capacity);
-  size_field(L, idx, "out_capacity", o.out_capacity);
-  size_field(L, idx, "max_frame", o.max_frame);
-  std::size_t backlog = static_cast<std::size_t>(o.backlog);
-  size_field(L, idx, "backlog", backlog);
-  o.backlog = static_cast<int>(backlog);
-  if (lua_getfield(L, idx, "connect_timeout") != LUA_TNIL) {
-    lua_Integer ms = luaL_checkinteger(L, -1);
-    if (ms < 0) luaL_error(L, "conch: connect_timeout must be milliseconds >= 0 (0: none)");
-    o.connect_timeout = std::chrono::milliseconds(ms);
-  }
-  lua_pop(L, 1);
+  if (!lua_istable(L, idx)) luaL_typeerror(L, idx, "nil or a table of options");
+  check_option_keys(L, idx, names);
+  const char* fn = names.fn;
+  if (names.takes != udp_keys) check_framing(L, idx, fn, o);
+  size_field(L, idx, fn, "in_capacity", o.in_capacity);
+  size_field(L, idx, fn, "out_capacity", o.out_capacity);
+  size_field(L, idx, fn, "max_frame", o.max_frame);
+  lua_Integer v = 0;
+  if (opt_integer(L, idx, fn, "backlog", 1, 1 << 20, &v)) o.backlog = static_cast<int>(v);
+  if (opt_integer(L, idx, fn, "unix_mode", 0, 07777, &v)) o.unix_mode = static_cast<unsigned>(v);
+  if (opt_integer(L, idx, fn, "connect_timeout", 0, kMaxSize, &v)) o.connect_timeout = std::chrono::milliseconds(v);
   return o;
 }
 
@@ -113,11 +140,13 @@ Job* new_job(holder* hd, const char* addr, std::size_t n, const net::options& o)
 // Runs bind(addr, opts) on the home loop into a job owned by a holder at
 // the top of the stack; pushes the object (push) or nil, err, code.
 template <class Result>
-int run_bind(lua_State* L, void (*bind)(void*) noexcept, void (*push)(lua_State*, const Result&)) {
+int run_bind(lua_State* L, const option_names& names, void (*bind)(void*) noexcept,
+             void (*push)(lua_State*, const Result&)) {
   host* h = host_of(L);
+  check_max_args(L, 2, names.fn);
   std::size_t n = 0;
   const char* addr = luaL_checklstring(L, 1, &n);
-  net::options o = check_options(L, 2);
+  net::options o = check_options(L, 2, names);
   holder* hd = push_holder(L);
   auto* j = new_job<bind_job<Result>>(hd, addr, n, o);
   if (j == nullptr) return raise_no_memory(L);
@@ -130,7 +159,7 @@ int run_bind(lua_State* L, void (*bind)(void*) noexcept, void (*push)(lua_State*
 // conch.listen(addr [, opts]) -> server | nil, err, code
 int l_listen(lua_State* L) {
   return run_bind<net::server>(
-      L,
+      L, listen_options,
       [](void* p) noexcept {
         auto* job = static_cast<listen_job*>(p);
         job->result = net::listen(job->addr, job->opts);
@@ -141,7 +170,7 @@ int l_listen(lua_State* L) {
 // conch.udp(addr [, opts]) -> udp socket | nil, err, code
 int l_udp(lua_State* L) {
   return run_bind<net::udp_socket>(
-      L,
+      L, udp_options,
       [](void* p) noexcept {
         auto* job = static_cast<udp_job*>(p);
         job->result = net::bind_udp(job->addr, job->opts);
@@ -205,11 +234,13 @@ int k_job(lua_State* L, int, lua_KContext ctx) {
 }
 
 template <class Job>
-int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), elem type) {
+int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), elem type,
+              const option_names* names, const char* fn) {
   host* h = host_of(L);
+  check_max_args(L, names != nullptr ? 2 : 1, fn);
   std::size_t n = 0;
   const char* addr = luaL_checklstring(L, 1, &n);
-  net::options o = lua_gettop(L) >= 2 ? check_options(L, 2) : net::options{};
+  net::options o = names != nullptr ? check_options(L, 2, *names) : net::options{};
   lua_settop(L, 2);
   holder* hd = push_holder(L);  // index 3
   struct start_args {
@@ -244,10 +275,14 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
 }
 
 // conch.connect(addr [, opts]) -> socket | nil, err, code
-int l_connect(lua_State* L) { return start_job<connect_job>(L, &connect_body, elem::socket); }
+int l_connect(lua_State* L) {
+  return start_job<connect_job>(L, &connect_body, elem::socket, &connect_options, "conch.connect");
+}
 
 // conch.resolve(host) -> {"addr", ...} | nil, err, code
-int l_resolve(lua_State* L) { return start_job<resolve_job>(L, &resolve_body, elem::value); }
+int l_resolve(lua_State* L) {
+  return start_job<resolve_job>(L, &resolve_body, elem::value, nullptr, "conch.resolve");
+}
 
 // ---- interfaces ----
 
@@ -258,6 +293,7 @@ struct ifaces_job {
 };
 
 int l_interfaces(lua_State* L) {
+  check_max_args(L, 0, "conch.interfaces");
   holder* hd = push_holder(L);
   ifaces_job* j = nullptr;
   try {

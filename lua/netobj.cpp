@@ -12,7 +12,9 @@
 //  - An object userdata's magic is set only once its C++ object is built and
 //    cleared when __gc destroys it, so to_object never returns garbage.
 //  - Objects hold handles (socket, server, udp_socket copies share the
-//    connection), never anything of the Lua state.
+//    connection), never anything of the Lua state, so they travel on
+//    channels as values (lua/convert.cpp) and come back, in the same state,
+//    as the same userdata (obj_cache_key, keyed by their first channel).
 // Lock order: no lock is held here.
 #include <new>
 #include <utility>
@@ -228,27 +230,50 @@ void push_address(lua_State* L, const net::address& a) {
   lua_pushlstring(L, s.data(), s.size());  // (an OOM here leaks s; acceptable)
 }
 
+// An object's identity in this state's cache: the core of its first channel
+// (a connection's own, never shared with another object).
+template <class T>
+const void* object_id(const conch::chan<T>& c) noexcept {
+  return conch::detail::get_core(c);
+}
+
 void push_server(lua_State* L, const net::server& s) {
+  if (push_cached(L, &obj_cache_key, object_id(s.connections))) return;  // the same object again
   push_object<srv_ud>(L, s, 1, &srv_mt_key);
   set_chan_field(L, s.connections, 1);
+  cache_top(L, &obj_cache_key, object_id(s.connections));
 }
 
 void push_udp(lua_State* L, const net::udp_socket& u) {
+  if (push_cached(L, &obj_cache_key, object_id(u.in))) return;
   push_object<udp_ud>(L, u, 2, &udp_mt_key);
   set_chan_field(L, u.in, 1);
   set_chan_field(L, u.out, 2);
+  cache_top(L, &obj_cache_key, object_id(u.in));
 }
 
 // ---- sockets and datagrams as values (used by lua/convert.cpp) ----
 
 void push_socket(lua_State* L, const net::socket& s) {
+  if (push_cached(L, &obj_cache_key, object_id(s.in))) return;
   push_object<sock_ud>(L, s, 2, &sock_mt_key);
   set_chan_field(L, s.in, 1);
   set_chan_field(L, s.out, 2);
+  cache_top(L, &obj_cache_key, object_id(s.in));
 }
 
 const net::socket* to_socket(lua_State* L, int idx) noexcept {
   sock_ud* u = to_object<sock_ud>(L, idx);
+  return u != nullptr ? &u->obj : nullptr;
+}
+
+const net::server* to_server(lua_State* L, int idx) noexcept {
+  srv_ud* u = to_object<srv_ud>(L, idx);
+  return u != nullptr ? &u->obj : nullptr;
+}
+
+const net::udp_socket* to_udp(lua_State* L, int idx) noexcept {
+  udp_ud* u = to_object<udp_ud>(L, idx);
   return u != nullptr ? &u->obj : nullptr;
 }
 
@@ -297,6 +322,7 @@ void install_net_metatables(lua_State* L, host* h) {
   make_object_mt(L, h, "conch.socket", sock_index, object_gc<sock_ud>, sock_methods, &sock_mt_key);
   make_object_mt(L, h, "conch.server", srv_index, object_gc<srv_ud>, srv_methods, &srv_mt_key);
   make_object_mt(L, h, "conch.udp", udp_index, object_gc<udp_ud>, udp_methods, &udp_mt_key);
+  new_weak_cache(L, &obj_cache_key);
 }
 
 }  // namespace conch::lua::detail

@@ -225,3 +225,92 @@ TEST_CASE("state_options::place keeps states on the loop it names", "[lua][embed
   CHECK(first == std::optional<std::int64_t>(0));   // spun alone: the other could not run
   CHECK(second == std::optional<std::int64_t>(1));
 }
+
+TEST_CASE("a cyclic, shared Lua table arrives in C++ as a graph and goes back intact",
+          "[lua][embed][values]") {
+  conch::runtime rt({.threads = 2});
+  conch::lua::state L(rt);
+  chan<value> to_cpp(1), to_lua(1);
+  L.set("to_cpp", to_cpp);
+  L.set("to_lua", to_lua);
+  require_ok(L.run_string(R"(
+    local shared = {x = 1}
+    local t = {a = shared, b = shared}
+    t.self = t
+    to_cpp:send(t))"));
+  auto v = to_cpp.recv_blocking();
+  REQUIRE(v.has_value());
+  REQUIRE(v->is_table());
+  const conch::lua::table& t = v->tbl();
+  const value* a = t.find("a");
+  const value* b = t.find("b");
+  const value* self = t.find("self");
+  REQUIRE((a != nullptr && b != nullptr && self != nullptr));
+  CHECK(&a->tbl() == &b->tbl());  // one copy, reachable twice
+  CHECK(self->is_table());
+  CHECK(&self->tbl() == &t);  // the cycle: a back reference to the table itself
+  // C++ -> Lua: the same graph, shared and cyclic, arrives in Lua.
+  REQUIRE(to_lua.send_blocking(*v));
+  require_ok(L.run_string(R"(
+    local r = to_lua:recv()
+    assert(rawequal(r.self, r), "cycle")
+    assert(rawequal(r.a, r.b), "sharing")
+    assert(r.a.x == 1))"));
+}
+
+TEST_CASE("a table built in C++ with a shared sub-table arrives shared in Lua", "[lua][embed][values]") {
+  conch::runtime rt({.threads = 1});
+  conch::lua::state L(rt);
+  chan<value> to_lua(1);
+  L.set("to_lua", to_lua);
+  auto inner = std::make_shared<conch::lua::table>();
+  inner->entries.emplace_back(value("k"), value(std::int64_t{7}));
+  auto outer = std::make_shared<conch::lua::table>();
+  outer->entries.emplace_back(value(std::int64_t{1}), value(value::table_ptr(inner)));
+  outer->entries.emplace_back(value(std::int64_t{2}), value(value::table_ptr(inner)));
+  REQUIRE(to_lua.try_send(value(value::table_ptr(outer))));
+  require_ok(L.run_string(R"(
+    local r = to_lua:recv()
+    assert(rawequal(r[1], r[2]) and r[1].k == 7))"));
+}
+
+TEST_CASE("a socket crosses from one Lua state to another on the same runtime, and to C++",
+          "[lua][embed][values]") {
+  conch::runtime rt({.threads = 2});
+  conch::lua::state A(rt), B(rt);
+  chan<value> pass(1), to_cpp(1);
+  A.set("pass", pass);
+  B.set("pass", pass);
+  B.set("to_cpp", to_cpp);
+  chan<std::string> seen(1);
+  A.set("seen", seen);
+  // A listens and connects; it hands its client socket to B and keeps the
+  // accepted end, which reports what arrives.
+  require_ok(A.run_string(R"(
+    local conch = require "conch"
+    local srv = assert(conch.listen("127.0.0.1:0", {framing = "lines"}))
+    local c = assert(conch.connect(srv:address(), {framing = "lines"}))
+    local peer = srv.connections:recv()
+    pass:send({sock = c, note = "yours"})
+    conch.go(function()
+      seen:send(peer.input:recv())
+      seen:send(peer.input:recv())
+      peer:close()
+      srv:close()
+    end))"));
+  // B uses the socket and hands it on to C++.
+  require_ok(B.run_string(R"(
+    local conch = require "conch"
+    local got = pass:recv()
+    assert(getmetatable(got.sock).__name == "conch.socket", "a socket object in B")
+    assert(got.sock.output:send("from B"))
+    to_cpp:send(got.sock))"));
+  CHECK(seen.recv_blocking() == std::optional<std::string>("from B"));
+  auto v = to_cpp.recv_blocking();
+  REQUIRE(v.has_value());
+  REQUIRE(v->is_socket());
+  conch::net::socket s = v->socket();
+  REQUIRE(s.out.send_blocking("from C++"));
+  CHECK(seen.recv_blocking() == std::optional<std::string>("from C++"));
+  s.close();
+}
