@@ -9,6 +9,11 @@
 //    strong reference (endpoint::self_), until the endpoint has no operation
 //    in flight and has closed its fd. A runtime torn down with live sockets
 //    tears the rest down in ~reactor: fds closed, channels closed, refs dropped.
+//  - Memory comes back: when the loop goes idle (idle()) after at least
+//    kTrimDrop endpoints ended since the peak (and half of them gone), the
+//    string pool is emptied and malloc_trim returns the freed pages.
+//  - A stopping loop keeps running while wants_linger() (an endpoint with
+//    unsent output), bounded by runtime_options::linger; then ~reactor.
 //  - Everything here runs on the home loop thread, except endpoint::teardown
 //    (the destroying thread, after the loop thread has stopped).
 #pragma once
@@ -103,6 +108,9 @@ class endpoint {
   /// Runtime teardown (loop thread stopped, ring closed): close the fd and
   /// the channels, drop what is pending. Runs on the destroying thread.
   virtual void teardown() noexcept = 0;
+  /// Has output queued or being written that a stopping loop should wait
+  /// for (runtime_options::linger). Home loop thread.
+  virtual bool unsent() const noexcept { return false; }
 
  private:
   friend class reactor;
@@ -117,6 +125,11 @@ class reactor final : public conch::detail::loop_extension {
   /// The reactor of `l`, created on first use. Loop thread only.
   static reactor& of(loop* l);
   ~reactor() override;
+  /// A stopping loop asks: does an endpoint still have output to write?
+  bool wants_linger() noexcept override;
+  /// The loop goes idle: after a large drop in live endpoints, give memory
+  /// back (string pool, the C allocator's free pages: malloc_trim).
+  void idle() noexcept override;
 
   loop* home() const noexcept { return home_; }
   io_uring* ring() const noexcept { return ring_; }
@@ -184,6 +197,7 @@ class reactor final : public conch::detail::loop_extension {
   string_pool strings_;
   sentinel head_;
   std::size_t live_ = 0;
+  std::size_t peak_live_ = 0;  // most live endpoints since the last trim
 };
 
 /// The loop of the calling thread, for `fn` (e.g. "listen"), which must be
