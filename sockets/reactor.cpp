@@ -126,8 +126,28 @@ bool reactor::wants_linger() noexcept {
 }
 
 void reactor::idle() noexcept {
+  if (!retired_rings_.empty()) {
+    // Unregistered at an earlier idle(), every completion reaped since.
+    retired_rings_.clear();
+    malloc_trim(0);
+  }
   if (peak_live_ < live_ + kTrimDrop || live_ > peak_live_ / 2) return;
   peak_live_ = live_;
+  // Back to the first ring: the grown ones (up to 28 MiB) leave the kernel.
+  // A receive armed on one ends with -ENOBUFS when data comes and re-arms on
+  // the first ring.
+  while (stream_rings_.size() > 1) {
+    io_uring_unregister_buf_ring(ring_, stream_rings_.back()->bgid());
+    retired_rings_.push_back(std::move(stream_rings_.back()));
+    stream_rings_.pop_back();
+  }
+  // With DEFER_TASKRUN the kernel posts completions (and picks buffers) only
+  // when this thread enters it, and the CQ is empty: no completion names
+  // the retired buffers, free them now. Otherwise one posted just before the
+  // unregister may still do: keep them until the next idle().
+  if ((ring_->flags & IORING_SETUP_DEFER_TASKRUN) != 0 && io_uring_cq_ready(ring_) == 0)
+    retired_rings_.clear();
+  enobufs_ = 0;
   strings_.release();
   // All arenas: the freed connection state sits in this loop thread's arena,
   // and glibc only returns a heap's top on its own.
@@ -152,7 +172,9 @@ absl::StatusOr<buffer_ring*> reactor::datagram_buffers() {
   return datagram_ring_.get();
 }
 
-void reactor::note_enobufs() noexcept {
+void reactor::note_enobufs(const buffer_ring* used) noexcept {
+  // A receive still armed on a ring idle() retired: not a sign of shortage.
+  if (used != newest_stream_ring()) return;
   if (++enobufs_ < kGrowAfter) return;
   enobufs_ = 0;
   unsigned entries = static_cast<unsigned>(stream_rings_.size()) == 0

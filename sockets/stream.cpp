@@ -230,7 +230,7 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
   } else if (res == 0) {
     c->on_eof();
   } else if (res == -ENOBUFS) {
-    c->r_->note_enobufs();  // re-armed below, possibly on a larger ring
+    c->r_->note_enobufs(c->bufs_);  // re-armed below, possibly on a larger ring
   } else if (res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
     // The buffer ring ran dry, or we cancelled (backpressure, close): the
     // multishot ended; after_recv_stopped decides whether to re-arm.
