@@ -19,6 +19,7 @@
 #include <new>
 #include <utility>
 
+#include "conch/chan/go.hpp"
 #include "lua/bridge.hpp"
 
 namespace conch::lua::detail {
@@ -153,6 +154,56 @@ int sock_status(lua_State* L) {
   absl::Status st = check_object<sock_ud>(L, 1, "conch.socket")->obj.status();
   return push_result(L, st);
 }
+// sock:done() -> true, once the socket has fully ended: `output` written (or
+// dropped by an error or close()), the read side over, the descriptor closed
+// (sock:status() says how it ended). Parks the go block (outside one, blocks
+// like ch:recv()). A C++ go block on the home loop waits on the socket's
+// done() and then closes `over`, which this receives from.
+struct done_job {
+  conch::chan<value> over{1};  // never sent to: closes once the socket is done
+};
+
+conch::task<void> done_body(net::socket s, std::shared_ptr<done_job> j) {
+  conch::chan<unit> d = s.done();
+  co_await d.recv();
+  j->over.close();
+}
+
+int k_done(lua_State* L, int, lua_KContext ctx) {
+  host_from(ctx)->op_request()->clear();
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int sock_done(lua_State* L) {
+  sock_ud* u = check_object<sock_ud>(L, 1, "conch.socket");
+  host* h = host_of(L);
+  lua_settop(L, 1);
+  holder* hd = push_holder(L);  // keeps the job while we wait
+  struct start_args {
+    holder* hd;
+    const net::socket* s;
+    bool ok;
+  } a{hd, &u->obj, false};
+  h->call_on_loop(
+      [](void* p) noexcept {
+        auto* sa = static_cast<start_args*>(p);
+        try {
+          auto j = std::make_unique<std::shared_ptr<done_job>>(std::make_shared<done_job>());
+          conch::go(done_body(*sa->s, *j));
+          sa->hd->p = j.release();
+          sa->hd->del = &delete_as<std::shared_ptr<done_job>>;
+          sa->ok = true;
+        } catch (...) {
+          // Out of memory: sa->ok stays false.
+        }
+      },
+      &a);
+  if (!a.ok) return raise_no_memory(L);
+  auto* j = static_cast<std::shared_ptr<done_job>*>(hd->p);
+  return recv_core(L, h, conch::detail::get_core((*j)->over), elem::value, &k_done);
+}
+
 int srv_close(lua_State* L) {
   check_object<srv_ud>(L, 1, "conch.server")->obj.close();
   return 0;
@@ -180,6 +231,7 @@ int udp_join(lua_State* L) {
 
 const luaL_Reg sock_methods[] = {
     {"close", sock_close}, {"peer", sock_peer}, {"address", sock_address}, {"status", sock_status},
+    {"done", sock_done},
     {nullptr, nullptr},
 };
 const luaL_Reg srv_methods[] = {{"close", srv_close}, {"address", srv_address}, {nullptr, nullptr}};

@@ -72,6 +72,13 @@ class string_pool {
     free_.reserve(max_kept);
     small_.reserve(max_small_kept);
   }
+  /// Frees every kept buffer (the loop went idle after many connections
+  /// ended: reactor::idle). The pool refills as strings come back.
+  void release() noexcept {
+    free_.clear();
+    small_.clear();
+    kept_bytes_ = 0;
+  }
 
  private:
   static std::string pop(std::vector<std::string>& v) noexcept {

@@ -4,6 +4,7 @@
 // Invariants: see reactor.hpp. Lock order: none here (loop thread only).
 #include "sockets/reactor.hpp"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -36,6 +37,13 @@ constexpr std::uint16_t kStreamGroup = 0x4e31;  // first bgid; the next rings co
 constexpr unsigned kDatagramBufs = 16;
 constexpr std::uint16_t kDatagramGroup = 0x4e30;  // below the stream groups
 const char kReactorKey = 0;                      // the loop extension key (src/io.hpp)
+// Give memory back once this many endpoints have ended since the most there
+// were (and at least half of those are gone), when the loop next goes idle.
+// Each connection leaves ~10 KiB of freed heap (its object, channels,
+// coroutine frames) that glibc keeps; 10,000 closed connections held ~250 MB
+// of RSS until malloc_trim (bench/NOTES.md "memory after connections close").
+// Steady churn (as many open as close) never triggers it.
+constexpr std::size_t kTrimDrop = 1024;
 }  // namespace
 
 // ---- buffer_ring ----
@@ -109,6 +117,43 @@ reactor::~reactor() {
   }
 }
 
+bool reactor::wants_linger() noexcept {
+  // One pass over the live endpoints per lingering turn: only while the
+  // runtime is being destroyed.
+  for (endpoint* e = head_.next_; e != &head_; e = e->next_)
+    if (e->unsent()) return true;
+  return false;
+}
+
+void reactor::idle() noexcept {
+  if (!retired_rings_.empty()) {
+    // Unregistered at an earlier idle(), every completion reaped since.
+    retired_rings_.clear();
+    malloc_trim(0);
+  }
+  if (peak_live_ < live_ + kTrimDrop || live_ > peak_live_ / 2) return;
+  peak_live_ = live_;
+  // Back to the first ring: the grown ones (up to 28 MiB) leave the kernel.
+  // A receive armed on one ends with -ENOBUFS when data comes and re-arms on
+  // the first ring.
+  while (stream_rings_.size() > 1) {
+    io_uring_unregister_buf_ring(ring_, stream_rings_.back()->bgid());
+    retired_rings_.push_back(std::move(stream_rings_.back()));
+    stream_rings_.pop_back();
+  }
+  // With DEFER_TASKRUN the kernel posts completions (and picks buffers) only
+  // when this thread enters it, and the CQ is empty: no completion names
+  // the retired buffers, free them now. Otherwise one posted just before the
+  // unregister may still do: keep them until the next idle().
+  if ((ring_->flags & IORING_SETUP_DEFER_TASKRUN) != 0 && io_uring_cq_ready(ring_) == 0)
+    retired_rings_.clear();
+  enobufs_ = 0;
+  strings_.release();
+  // All arenas: the freed connection state sits in this loop thread's arena,
+  // and glibc only returns a heap's top on its own.
+  malloc_trim(0);
+}
+
 absl::StatusOr<buffer_ring*> reactor::stream_buffers() {
   if (stream_rings_.empty()) {
     auto b = buffer_ring::create(ring(), kStreamGroup, kStreamBufs, kStreamBufSize);
@@ -127,7 +172,9 @@ absl::StatusOr<buffer_ring*> reactor::datagram_buffers() {
   return datagram_ring_.get();
 }
 
-void reactor::note_enobufs() noexcept {
+void reactor::note_enobufs(const buffer_ring* used) noexcept {
+  // A receive still armed on a ring idle() retired: not a sign of shortage.
+  if (used != newest_stream_ring()) return;
   if (++enobufs_ < kGrowAfter) return;
   enobufs_ = 0;
   unsigned entries = static_cast<unsigned>(stream_rings_.size()) == 0
@@ -146,7 +193,7 @@ void reactor::add(std::shared_ptr<endpoint> e) noexcept {
   p->prev_ = &head_;
   head_.next_->prev_ = p;
   head_.next_ = p;
-  ++live_;
+  if (++live_ > peak_live_) peak_live_ = live_;
 }
 
 void reactor::remove(endpoint* e) noexcept {

@@ -9,6 +9,13 @@
 //    strong reference (endpoint::self_), until the endpoint has no operation
 //    in flight and has closed its fd. A runtime torn down with live sockets
 //    tears the rest down in ~reactor: fds closed, channels closed, refs dropped.
+//  - Memory comes back: when the loop goes idle (idle()) after at least
+//    kTrimDrop endpoints ended since the peak (and half of them gone), the
+//    grown stream rings are retired (receives armed on them end with
+//    -ENOBUFS and re-arm on the first ring), the string pool is emptied and
+//    malloc_trim returns the freed pages.
+//  - A stopping loop keeps running while wants_linger() (an endpoint with
+//    unsent output), bounded by runtime_options::linger; then ~reactor.
 //  - Everything here runs on the home loop thread, except endpoint::teardown
 //    (the destroying thread, after the loop thread has stopped).
 #pragma once
@@ -103,6 +110,9 @@ class endpoint {
   /// Runtime teardown (loop thread stopped, ring closed): close the fd and
   /// the channels, drop what is pending. Runs on the destroying thread.
   virtual void teardown() noexcept = 0;
+  /// Has output queued or being written that a stopping loop should wait
+  /// for (runtime_options::linger). Home loop thread.
+  virtual bool unsent() const noexcept { return false; }
 
  private:
   friend class reactor;
@@ -117,6 +127,11 @@ class reactor final : public conch::detail::loop_extension {
   /// The reactor of `l`, created on first use. Loop thread only.
   static reactor& of(loop* l);
   ~reactor() override;
+  /// A stopping loop asks: does an endpoint still have output to write?
+  bool wants_linger() noexcept override;
+  /// The loop goes idle: after a large drop in live endpoints, give memory
+  /// back (string pool, the C allocator's free pages: malloc_trim).
+  void idle() noexcept override;
 
   loop* home() const noexcept { return home_; }
   io_uring* ring() const noexcept { return ring_; }
@@ -126,11 +141,12 @@ class reactor final : public conch::detail::loop_extension {
   absl::StatusOr<buffer_ring*> stream_buffers();
   /// The ring new receives should use (stream_buffers() was called before).
   buffer_ring* newest_stream_ring() const noexcept { return stream_rings_.back().get(); }
-  /// A receive found the ring empty (-ENOBUFS). After repeated exhaustion
-  /// the reactor registers a ring twice as large (256 -> 512 -> 1024
-  /// buffers); receives move to it as they re-arm. Older rings stay
-  /// registered: their buffers are still recycled into them.
-  void note_enobufs() noexcept;
+  /// A receive armed on `used` found it empty (-ENOBUFS). After repeated
+  /// exhaustion of the newest ring the reactor registers one twice as large
+  /// (256 -> 512 -> 1024 buffers); receives move to it as they re-arm. Older
+  /// rings stay registered (their buffers are still recycled into them)
+  /// until idle() retires the grown ones.
+  void note_enobufs(const buffer_ring* used) noexcept;
   /// The UDP receive buffers (created on first use): 16 buffers of
   /// datagram_buffer_size, shared by the loop's UDP sockets. A multishot
   /// recvmsg writes its io_uring_recvmsg_out header, the peer's address and
@@ -177,6 +193,10 @@ class reactor final : public conch::detail::loop_extension {
   loop* home_;
   io_uring* ring_;  // home_'s, fixed for its lifetime (src/io.hpp ring_of)
   std::vector<std::unique_ptr<buffer_ring>> stream_rings_;
+  // Grown rings unregistered by idle(), freed at the next idle(): a
+  // completion the kernel posted before the unregister (rings without
+  // DEFER_TASKRUN) may still name their buffers until the CQ is drained.
+  std::vector<std::unique_ptr<buffer_ring>> retired_rings_;
   std::unique_ptr<buffer_ring> datagram_ring_;
   unsigned enobufs_ = 0;  // since the newest ring was created
   recv_mode mode_ = recv_mode::bundle_capped;
@@ -184,6 +204,7 @@ class reactor final : public conch::detail::loop_extension {
   string_pool strings_;
   sentinel head_;
   std::size_t live_ = 0;
+  std::size_t peak_live_ = 0;  // most live endpoints since the last trim
 };
 
 /// The loop of the calling thread, for `fn` (e.g. "listen"), which must be

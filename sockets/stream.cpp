@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "conch/core/status.hpp"
 #include "sockets/address_util.hpp"
@@ -29,6 +30,15 @@ namespace {
 // whole, however large): bigger batches leave both copies colder, smaller
 // ones enter the kernel too often (bench/NOTES.md, "send batch cap").
 constexpr std::size_t kMaxBatchBytes = 64u << 10;
+
+// A failed send, naming the peer and the errno ("send to 127.0.0.1:5000:
+// Broken pipe (EPIPE)"): after the peer has gone, status() says so even if
+// the read side had ended cleanly before.
+absl::Status send_error(int err, const address& peer) {
+  const char* name = strerrorname_np(err);
+  absl::Status st = errno_status(err, "send to " + peer.to_string());
+  return absl::Status(st.code(), std::string(st.message()) + " (" + (name ? name : "?") + ")");
+}
 }  // namespace
 
 // ---- construction ----
@@ -162,9 +172,15 @@ void stream_conn::teardown() noexcept {
   pending_.clear();
 }
 
+bool stream_conn::unsent() const noexcept {
+  if (writer_done_ || write_end_ || closing_.load(std::memory_order_relaxed)) return false;
+  return sending_ || out_.size() != 0;
+}
+
 void stream_conn::set_status(absl::Status st) noexcept {
   std::lock_guard lk(mu_);
-  if (ended_) return;
+  // Final, except that a clean EOF's OK gives way to a later write error.
+  if (ended_ && !(status_.ok() && !st.ok())) return;
   status_ = std::move(st);
   ended_ = true;
 }
@@ -214,7 +230,7 @@ void stream_conn::on_recv(io_op* op, int res, std::uint32_t flags) noexcept {
   } else if (res == 0) {
     c->on_eof();
   } else if (res == -ENOBUFS) {
-    c->r_->note_enobufs();  // re-armed below, possibly on a larger ring
+    c->r_->note_enobufs(c->bufs_);  // re-armed below, possibly on a larger ring
   } else if (res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
     // The buffer ring ran dry, or we cancelled (backpressure, close): the
     // multishot ended; after_recv_stopped decides whether to re-arm.
@@ -313,6 +329,7 @@ root writer_loop(std::shared_ptr<stream_conn> c) {
     std::optional<std::string> v = co_await c->out_.recv();
     if (!v) break;  // `out` closed and drained: everything queued is written
     if (c->write_end_ || c->closing_.load(std::memory_order_relaxed)) continue;  // dropped
+    c->sending_ = true;
     c->enc_.add(std::move(*v));
     while (!c->enc_.full() && c->enc_.bytes() < kMaxBatchBytes) {
       std::optional<std::string> w = c->out_.try_recv();
@@ -337,13 +354,14 @@ root writer_loop(std::shared_ptr<stream_conn> c) {
       if (res == -EINTR || res == -EAGAIN) continue;
       if (res <= 0) {
         if (!c->closing_.load(std::memory_order_relaxed))
-          c->fail(errno_status(res == 0 ? EPIPE : -res, "send to " + c->peer_.to_string()));
+          c->fail(send_error(res == 0 ? EPIPE : -res, c->peer_));
         c->write_end_ = true;
         break;
       }
       c->enc_.advance(static_cast<std::size_t>(res));
     }
     c->enc_.clear(c->r_->strings());  // the sent strings' buffers serve the next reads
+    c->sending_ = false;
   }
   if (!c->write_end_ && !c->closing_.load(std::memory_order_relaxed)) {
     std::lock_guard lk(c->mu_);

@@ -15,7 +15,12 @@
 //    pump, `in` closed) and the writer coroutine has ended: no operation is
 //    in flight on a closed (or reused) fd.
 //  - status_ is written once (ended_), before `in` is closed, so a consumer
-//    that sees `in` end reads the final status.
+//    that sees `in` end reads the final status; the one exception: the OK of
+//    a clean EOF turns into the write side's error when a later send fails
+//    (the peer has gone: EPIPE, ECONNRESET).
+//  - While the runtime is destroyed, the home loop lingers as long as
+//    unsent() (frames on `out` or a batch in flight), up to
+//    runtime_options::linger; then teardown() drops what is left.
 // Thread ownership: everything not marked otherwise belongs to the home loop
 // thread. close(), status() and the address getters run on any thread: they
 // use mu_ (status_, ended_, fd_ for shutdown) and the closing_ atomic.
@@ -68,6 +73,9 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   address local() const { return local_; }
   address peer() const { return peer_; }
   void teardown() noexcept override;
+  /// Frames queued on `out` or a batch being sent, and the writer still
+  /// going (not failed, not close()d). Home loop thread.
+  bool unsent() const noexcept override;
 
   chan<std::string> in_;
   chan<std::string> out_;
@@ -108,6 +116,7 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   // write side
   bool write_end_ = false;     // failed or closed: drop what is left on `out`
   bool writer_done_ = false;
+  bool sending_ = false;       // the writer holds a batch (unsent() while lingering)
   bool finished_ = false;
   owned_op<stream_conn> recv_op_;
   io_wait send_wait_;

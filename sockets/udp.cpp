@@ -90,6 +90,12 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
       post(r_->home(), std::move(stop));
   }
 
+  // Datagrams queued on `out` or one being sent: a stopping loop lingers.
+  bool unsent() const noexcept override {
+    if (writer_done_ || closing_.load(std::memory_order_relaxed)) return false;
+    return sending_ || out_.size() != 0;
+  }
+
   void teardown() noexcept override {
     {
       std::lock_guard lk(mu_);
@@ -257,6 +263,7 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
   static root writer(std::shared_ptr<udp_endpoint> u) {
     while (std::optional<datagram> d = co_await u->out_.recv()) {
       if (u->closing_.load(std::memory_order_relaxed)) continue;
+      u->sending_ = true;
       u->wdata_ = std::move(*d);
       u->wiov_.iov_base = u->wdata_.data.data();
       u->wiov_.iov_len = u->wdata_.data.size();
@@ -270,6 +277,7 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
       io_uring_sqe_set_data(s, &u->send_wait_);
       int res = co_await io_awaiter(&u->send_wait_);
       if (res < 0) u->record_error(-res, ("sendmsg to " + u->wdata_.peer.to_string()).c_str());
+      u->sending_ = false;
     }
     u->writer_done_ = true;
     u->maybe_finish();
@@ -313,6 +321,7 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
   msghdr wmsg_{};
   io_wait send_wait_;
   bool writer_done_ = false;
+  bool sending_ = false;  // a datagram is being sent (unsent())
   bool finished_ = false;
 };
 

@@ -47,6 +47,14 @@ io_uring_sqe* get_sqe(loop* l) noexcept;
 /// memory the kernel may still reference outlives the ring.
 struct loop_extension {
   virtual ~loop_extension() = default;
+  /// Whether a stopping loop should keep running turns for this extension:
+  /// the sockets reactor answers true while a socket has output queued or a
+  /// send in flight. Asked on the loop thread at each turn while the loop
+  /// lingers (runtime_options::linger bounds how long); default: never.
+  virtual bool wants_linger() noexcept { return false; }
+  /// The loop has run out of work and is about to sleep (called once per
+  /// busy-to-idle change, on the loop thread): a moment to give memory back.
+  virtual void idle() noexcept {}
 };
 /// The extension registered on `l` under `key` (any unique address), or null.
 loop_extension* find_extension(loop* l, const void* key) noexcept;

@@ -49,6 +49,9 @@ constexpr std::int64_t kStealAfterNs = 200'000;
 // Completions per turn: a smaller batch re-enters the kernel more often per
 // message; bench/NOTES.md "completion budget".
 constexpr unsigned kCqeBudget = 1024;
+// A lingering loop (stopping, sockets still writing) looks at its remote
+// queue at least this often.
+constexpr std::int64_t kLingerTickNs = 1'000'000;
 
 // Valgrind runs one thread at a time and treats io_uring_enter as a call that
 // does not block, so a loop waiting in it would starve every other thread
@@ -161,7 +164,9 @@ io_uring_sqe* loop::get_sqe() noexcept {
 }
 
 void loop::request_stop() noexcept {
-  stop_.store(true, std::memory_order_relaxed);
+  // release: what this thread queued on remote_ before is seen by a loop
+  // that sees stop_ (keep_lingering).
+  stop_.store(true, std::memory_order_release);
   wake_if_sleeping();
   // The loop might be between its last check and sleeping; a plain eventfd
   // write makes that wait return too.
@@ -179,9 +184,13 @@ void loop::run() {
     if (spawn_count_.load(std::memory_order_relaxed) != 0) take_spawns();
     reap_completions();
     if (!timers_.empty()) fire_timers(now_ns());
-    if (stop_.load(std::memory_order_relaxed)) return;
+    if (stop_.load(std::memory_order_acquire) && !keep_lingering()) return;
     if (!ready_.empty() || io_uring_cq_ready(&ring_) != 0) {
       why = woke::work;
+      continue;
+    }
+    if (linger_until_ > 0) {  // stopping, sockets still writing: no stealing, no sleep
+      linger_wait();
       continue;
     }
     // Nothing local: take unstarted go blocks from a busier loop. Nudged
@@ -208,8 +217,64 @@ void loop::run() {
     // After a tick or a nudge that found nothing, sleep again at once:
     // spinning 50 us per 1 ms tick would keep an idle CPU 5% busy.
     if (why == woke::work && spin_for_work()) continue;
+    if (why == woke::work)  // busy until now: let the extensions tidy up first
+      for (const auto& e : exts_) e.second->idle();
     why = sleep_until_work();
   }
+}
+
+// Loop thread, once stop_ is set: whether to run another turn so the
+// sockets can write what is queued (runtime_options::linger). The first look
+// starts the clock and grants a turn while anything is ready or queued
+// remotely (a writer handed a frame just before has not taken it yet); later
+// looks ask the extensions. A runtime without extensions stops at once, as before.
+bool loop::keep_lingering() noexcept {
+  if (linger_until_ < 0 || exts_.empty()) return false;
+  const std::int64_t now = now_ns();
+  if (linger_until_ == 0) {
+    const std::int64_t ms = rt_->opts.linger.count();
+    if (ms <= 0) {
+      linger_until_ = -1;  // linger 0: drop at once
+      return false;
+    }
+    linger_until_ = now + ms * 1'000'000;
+    if (!ready_.empty()) return true;
+    // A writer woken from another thread just before the stop (a Lua
+    // script's last send, then lua_close) is still in remote_. stop_ was
+    // read with acquire, so a push made before request_stop is seen here.
+    std::lock_guard lk(remote_mu_);
+    if (!remote_.empty()) return true;
+  }
+  if (now >= linger_until_) {
+    linger_until_ = -1;  // out of time: the normal teardown drops the rest
+    return false;
+  }
+  for (const auto& e : exts_)
+    if (e.second->wants_linger()) {
+      last_turn_ = false;
+      return true;
+    }
+  // Nothing unsent; but a go block may have handed a writer a frame this
+  // turn (the writer, still in ready_, has not taken it): one turn more.
+  if (!ready_.empty() && !last_turn_) {
+    last_turn_ = true;
+    return true;
+  }
+  linger_until_ = -1;
+  return false;
+}
+
+// Waits for a completion (a send finishing) up to the linger deadline, the
+// next timer, or kLingerTickNs: a remote wake-up does not write the eventfd
+// of a loop that is not sleeping_, so the queue is looked at every tick.
+void loop::linger_wait() noexcept {
+  const std::int64_t now = now_ns();
+  std::int64_t wait = std::min(linger_until_ - now, kLingerTickNs);
+  if (!timers_.empty()) wait = std::min(wait, timers_[0]->deadline_ns - now);
+  if (wait <= 0) return;
+  __kernel_timespec ts{wait / 1'000'000'000, wait % 1'000'000'000};
+  io_uring_cqe* cqe = nullptr;
+  io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
 }
 
 // Loop thread. The victim's spawn_epoch_ changes whenever go blocks leave its

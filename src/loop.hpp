@@ -22,6 +22,9 @@
 //  - live_ lists every root frame that runs on this loop (a stolen go block
 //    moves to the thief's list before it starts); guarded by live_mu_
 //    because a frame may be registered from another thread (start_on).
+//  - Stopping lingers: once stop_ is seen, the loop runs one more turn, then
+//    keeps running turns while an extension wants_linger() (queued socket
+//    output), until runtime_options::linger has passed since stop_ was seen.
 //  - exts_ (per-loop state of higher layers, e.g. the sockets reactor) is
 //    touched by the loop thread only, and destroyed by ~loop after
 //    io_uring_queue_exit, so memory the kernel may reference (buffer rings,
@@ -149,6 +152,8 @@ class loop {
   bool left_waiting(loop& victim) noexcept;
   void drain_remote() noexcept;
   void reap_completions() noexcept;
+  bool keep_lingering() noexcept;
+  void linger_wait() noexcept;
   void fire_timers(std::int64_t now) noexcept;
   enum class woke { work, tick, nudge };
   woke sleep_until_work() noexcept;
@@ -173,6 +178,10 @@ class loop {
   std::uint64_t event_buf_ = 0;
   io_op event_op_;
   std::vector<std::pair<const void*, std::unique_ptr<loop_extension>>> exts_;
+  // Stopping: 0 until stop_ is first seen, then the linger deadline (now_ns
+  // clock), or -1 when there is nothing to linger for.
+  std::int64_t linger_until_ = 0;
+  bool last_turn_ = false;  // lingering: the extra turn for a just-woken writer was granted
   struct seen_spawns {  // another loop's queue of unstarted go blocks, as last seen
     std::uint32_t epoch = 0;
     std::int64_t since = 0;

@@ -5,6 +5,7 @@
 --   T.test("name", function() T.eq(1 + 1, 2) end)
 --   T.done("chan")   -- prints "chan: N passed, M failed"; raises if M > 0 or N == 0
 --   T.skip("chan", "why")  -- exit 77: CTest reports the script skipped
+--   T.eventually(function() return conch.tasks() == 0 end, "all ended")
 --
 -- Tests run on the main thread, outside any go block, so they may block on
 -- channels (that runs the event loop until the operation completes).
@@ -37,6 +38,18 @@ function M.raises(fn, pattern)
   if ok then error("expected an error", 2) end
   if pattern and not tostring(err):find(pattern, 1, true) then
     error(("error %q does not mention %q"):format(tostring(err), pattern), 2)
+  end
+end
+
+-- Waits until cond() is true, looking every millisecond (conch.sleep), for
+-- at most limit_ms (default 5000): for state no channel announces. Fails
+-- with `what` if it never holds. Never a fixed sleep in its place.
+function M.eventually(cond, what, limit_ms)
+  local conch = require "conch"
+  local deadline = conch.now() + (limit_ms or 5000)
+  while not cond() do
+    if conch.now() >= deadline then error((what or "condition") .. ": never held", 2) end
+    conch.sleep(1)
   end
 end
 

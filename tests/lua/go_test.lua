@@ -32,8 +32,7 @@ T.test("10,000 go blocks each send one value", function()
   local sum = 0
   for _ = 1, n do sum = sum + ch:recv() end
   T.eq(sum, n * (n + 1) // 2)
-  conch.sleep(1)
-  T.eq(conch.tasks(), 0, "all go blocks ended")
+  T.eventually(function() return conch.tasks() == 0 end, "all go blocks ended")
 end)
 
 T.test("10,000 go blocks parked at once, then released by close", function()
@@ -41,8 +40,7 @@ T.test("10,000 go blocks parked at once, then released by close", function()
   local gate = conch.chan()
   local done = conch.chan(n)
   for i = 1, n do conch.go(function() gate:recv(); done:send(i) end) end
-  conch.sleep(5)
-  T.eq(conch.tasks(), n, "all parked")
+  T.eventually(function() return conch.tasks() == n end, "all parked")
   gate:close()
   local count = 0
   for _ = 1, n do count = count + (done:recv() and 1 or 0) end
@@ -202,7 +200,8 @@ T.test("a go block's coroutine cannot be resumed by user code", function()
   local gate = conch.chan()
   local box = {}
   local r = conch.go(function() box.co = coroutine.running(); gate:recv(); return "ok" end)
-  conch.sleep(5)
+  -- Set in the same step that parks it on gate.
+  T.eventually(function() return box.co ~= nil end, "the go block ran")
   T.eq(type(box.co), "thread")
   local ok, err = coroutine.resume(box.co)
   T.eq(ok, false)
@@ -219,7 +218,8 @@ T.test("a user coroutine parked on a channel cannot be resumed by other code", f
     local ok, v = coroutine.resume(box.co)   -- parks this go block until ch has a value
     return ok and v
   end)
-  conch.sleep(5)
+  -- Created in the same step that parks the go block in it.
+  T.eventually(function() return box.co ~= nil end, "the go block ran")
   local ok, err = coroutine.resume(box.co)  -- someone else tries to continue it
   T.eq(ok, false)
   T.ok(tostring(err):find("waits on a channel", 1, true), tostring(err))

@@ -41,14 +41,22 @@ struct runtime_options {
   std::function<void(std::exception_ptr)> on_error;
   /// Upper bound on threads of the blocking pool used by conch::thread().
   unsigned max_blocking_threads = 256;
+  /// How long destroying the runtime (and so conch::run returning) may wait
+  /// for sockets to write what is still queued on their `out`, like a kernel
+  /// socket's close(): each loop keeps running (go blocks included) while
+  /// one of its sockets has frames queued or a send in flight, at most this
+  /// long, then closes everything. A peer that never reads costs at most
+  /// this much. Zero: drop unsent frames at once.
+  std::chrono::milliseconds linger{3000};
 };
 
 /// A set of event-loop threads that run coroutines.
 ///
 /// Thread-safe to share by reference; not copyable or movable. Destroying a
-/// runtime stops its loops after their current step, waits for running
-/// conch::thread() jobs, and destroys every coroutine frame it still holds
-/// (parked go blocks included), unlinking them from the channels they wait on.
+/// runtime waits for running conch::thread() jobs, lets each loop finish
+/// writing what its sockets have queued (bounded by runtime_options::linger),
+/// stops the loops, and destroys every coroutine frame it still holds (parked
+/// go blocks included), unlinking them from the channels they wait on.
 class runtime {
  public:
   /// Starts the loop threads. Aborts with a message if the event loops cannot

@@ -16,7 +16,8 @@
 // `in` and `out` are ordinary channels, usable from any thread or runtime.
 // Lifetime: a connection lives until it ends (EOF and `out` closed, an
 // error, or close()), not until the last handle is dropped; destroying the
-// runtime closes every socket it still has.
+// runtime first lets sockets write what is queued on `out` (at most
+// runtime_options::linger, default 3 s), then closes every socket it still has.
 #pragma once
 
 #include <functional>
@@ -54,15 +55,17 @@ struct socket {
   address local() const;
   /// The peer's address (empty for an unnamed Unix client).
   address peer() const;
-  /// Why the connection ended: OK while it runs and after a clean EOF;
-  /// kCancelled after close(); kResourceExhausted after a frame over
+  /// Why the connection ended: OK while it runs and after a clean EOF (until
+  /// a later send fails because the peer has gone: "send to PEER: Broken
+  /// pipe (EPIPE)", or ECONNRESET); kCancelled after close(); kResourceExhausted after a frame over
   /// max_frame; kDataLoss if EOF cut a length-prefixed frame short; the
   /// errno status (kUnavailable for ECONNRESET/EPIPE, ...) after an I/O error.
   absl::Status status() const;
   /// A channel that closes once the connection is over in both directions:
   /// everything queued on `out` was written (or dropped by an error or
-  /// close()), the read side ended, and the descriptor is closed. Await it
-  /// before destroying the runtime when the last frames must reach the peer.
+  /// close()), the read side ended, and the descriptor is closed. Destroying
+  /// the runtime writes what is queued anyway (runtime_options::linger);
+  /// await done() to know the socket has ended, or to wait longer than that.
   chan<unit> done() const;
   /// Ends both directions now: `in` and `out` close (frames already in `in`
   /// can still be received; frames still queued on `out` are dropped) and the
