@@ -159,11 +159,19 @@ const luaL_Reg chan_metamethods[] = {
 
 // ---- constructors ----
 
+// The largest Lua channel capacity (2^24 slots, 256 MiB of values): a
+// channel allocates its slots up front, so conch.chan(2^32) would exhaust
+// memory (or kill the process) instead of failing. Documented in lua/README.md.
+constexpr lua_Integer kMaxChanCapacity = lua_Integer{1} << 24;
+
 std::size_t check_capacity(lua_State* L, int idx, const char* what, bool at_least_one) {
   lua_Integer n = luaL_checkinteger(L, idx);
-  if (n < (at_least_one ? 1 : 0) || n > (lua_Integer{1} << 32))
-    luaL_error(L, "conch.chan: %s capacity must be %s (got %d)", what,
-               at_least_one ? "at least 1" : "0 or more", static_cast<int>(n));
+  if (n < (at_least_one ? 1 : 0))
+    luaL_error(L, "conch.chan: %s capacity must be %s (got %I)", what,
+               at_least_one ? "at least 1" : "0 or more", n);
+  if (n > kMaxChanCapacity)
+    luaL_error(L, "conch.chan: %s capacity of %I is over the limit of %I (2^24)", what, n,
+               kMaxChanCapacity);
   return static_cast<std::size_t>(n);
 }
 

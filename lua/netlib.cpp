@@ -16,6 +16,7 @@
 //    the close sees the status.
 // Lock order: no lock is held here (call_on_loop waits on the host's mu_).
 #include <chrono>
+#include <climits>
 #include <new>
 
 #include "conch/chan/go.hpp"
@@ -27,11 +28,15 @@ namespace {
 
 // ---- options ----
 
-// Reads t[name] (a positive integer) into field, if present.
-void size_field(lua_State* L, int idx, const char* name, std::size_t& field) {
+// Reads t[name] (an integer from 1 to max) into field, if present. The
+// limits: capacities net::options::max_capacity (slots are allocated up
+// front), backlog INT_MAX, max_frame none beyond 1.
+void size_field(lua_State* L, int idx, const char* name, std::size_t& field,
+                lua_Integer max = LUA_MAXINTEGER) {
   if (lua_getfield(L, idx, name) != LUA_TNIL) {
     lua_Integer v = luaL_checkinteger(L, -1);
     if (v < 1) luaL_error(L, "conch: %s must be at least 1", name);
+    if (v > max) luaL_error(L, "conch: %s of %I is over the limit of %I", name, v, max);
     field = static_cast<std::size_t>(v);
   }
   lua_pop(L, 1);
@@ -70,11 +75,12 @@ net::options check_options(lua_State* L, int idx) {
   if (lua_isnoneornil(L, idx)) return o;  // the defaults
   luaL_checktype(L, idx, LUA_TTABLE);
   check_framing(L, idx, o);
-  size_field(L, idx, "in_capacity", o.in_capacity);
-  size_field(L, idx, "out_capacity", o.out_capacity);
+  constexpr auto cap_limit = static_cast<lua_Integer>(net::options::max_capacity);
+  size_field(L, idx, "in_capacity", o.in_capacity, cap_limit);
+  size_field(L, idx, "out_capacity", o.out_capacity, cap_limit);
   size_field(L, idx, "max_frame", o.max_frame);
   std::size_t backlog = static_cast<std::size_t>(o.backlog);
-  size_field(L, idx, "backlog", backlog);
+  size_field(L, idx, "backlog", backlog, INT_MAX);
   o.backlog = static_cast<int>(backlog);
   if (lua_getfield(L, idx, "connect_timeout") != LUA_TNIL) {
     lua_Integer ms = luaL_checkinteger(L, -1);
@@ -161,25 +167,35 @@ struct async_job {
 using connect_job = async_job<net::socket>;
 using resolve_job = async_job<value>;
 
+// The go blocks below close `result` on every path, an exception included
+// (std::bad_alloc): the Lua side waits on it and would otherwise wait forever.
 conch::task<void> connect_body(std::shared_ptr<connect_job> j) {
-  absl::StatusOr<net::socket> s = co_await net::connect(j->addr, j->opts);
-  if (s.ok())
-    j->result.try_send(*s);
-  else
-    j->status = s.status();
+  try {
+    absl::StatusOr<net::socket> s = co_await net::connect(j->addr, j->opts);
+    if (s.ok())
+      j->result.try_send(*s);
+    else
+      j->status = s.status();
+  } catch (const std::exception& e) {
+    j->status = absl::InternalError(std::string("connect: ") + e.what());
+  }
   j->result.close();
 }
 
 conch::task<void> resolve_body(std::shared_ptr<resolve_job> j) {
-  absl::StatusOr<std::vector<net::address>> r = co_await net::resolve(j->addr);
-  if (r.ok()) {
-    // The addresses as a Lua list of strings.
-    auto t = std::make_shared<table>();
-    std::int64_t i = 0;
-    for (const net::address& a : *r) t->entries.emplace_back(value(++i), value(a.to_string()));
-    j->result.try_send(value(value::table_ptr(std::move(t))));
-  } else {
-    j->status = r.status();
+  try {
+    absl::StatusOr<std::vector<net::address>> r = co_await net::resolve(j->addr);
+    if (r.ok()) {
+      // The addresses as a Lua list of strings.
+      auto t = std::make_shared<table>();
+      std::int64_t i = 0;
+      for (const net::address& a : *r) t->entries.emplace_back(value(++i), value(a.to_string()));
+      j->result.try_send(value(value::table_ptr(std::move(t))));
+    } else {
+      j->status = r.status();
+    }
+  } catch (const std::exception& e) {
+    j->status = absl::InternalError(std::string("resolve: ") + e.what());
   }
   j->result.close();
 }
