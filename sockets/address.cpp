@@ -31,6 +31,12 @@ absl::Status bad(std::string_view text, std::string_view why) {
   return absl::InvalidArgumentError("bad address '" + shown + "': " + std::string(why));
 }
 
+// A part of the input (a zone, a port, a host) for a message: at most 64 bytes.
+std::string part(std::string_view p) {
+  constexpr std::size_t kShown = 64;
+  return p.size() <= kShown ? std::string(p) : std::string(p.substr(0, kShown)) + "...";
+}
+
 // Reads an unsigned decimal of at most `max` from `digits` (all '0'-'9',
 // not empty) without std::stoul, which throws on overflow: false if the
 // value is over `max` (however many digits it has).
@@ -56,12 +62,12 @@ absl::StatusOr<std::uint32_t> zone_index(std::string_view text, std::string_view
   if (all_digits(zone)) {
     std::uint64_t v = 0;
     if (!decimal_within(zone, 0xffffffffu, v) || v == 0)
-      return bad(text, "zone id " + std::string(zone) + " is out of range (1-4294967295)");
+      return bad(text, "zone id " + part(zone) + " is out of range (1-4294967295)");
     return static_cast<std::uint32_t>(v);
   }
   // IF_NAMESIZE counts the NUL: a longer name cannot exist.
   unsigned idx = zone.size() < IF_NAMESIZE ? if_nametoindex(std::string(zone).c_str()) : 0;
-  if (idx == 0) return bad(text, "zone '" + std::string(zone) + "' is not a network interface");
+  if (idx == 0) return bad(text, "zone '" + part(zone) + "' is not a network interface");
   return static_cast<std::uint32_t>(idx);
 }
 
@@ -102,9 +108,9 @@ absl::StatusOr<int> parse_port(std::string_view text, std::string_view p) {
   if (p.empty()) return bad(text, "empty port after ':'");
   std::uint64_t v = 0;
   if (!all_digits(p))
-    return bad(text, "port '" + std::string(p) + "' is not a number from 0 to 65535");
+    return bad(text, "port '" + part(p) + "' is not a number from 0 to 65535");
   if (!decimal_within(p, 65535, v))
-    return bad(text, "port " + std::string(p) + " is out of range (0-65535)");
+    return bad(text, "port " + part(p) + " is out of range (0-65535)");
   return static_cast<int>(v);
 }
 
@@ -337,14 +343,14 @@ absl::StatusOr<address_spec> parse_spec(std::string_view text, bool require_port
   } else {
     CONCH_ASSIGN_OR_RETURN(s.numeric, parse_numeric(text, s.host, s.port, s.addr));
     if (text[0] == '[' && (!s.numeric || s.addr.family() != AF_INET6))
-      return bad(text, "'" + s.host + "' is not an IPv6 address");
+      return bad(text, "'" + part(s.host) + "' is not an IPv6 address");
     // A name goes to getaddrinfo (maybe to DNS): only what a host name may
     // hold (letters, digits, '-', '.', '_'; at most 253 bytes), so junk is
     // refused here, not sent to a resolver.
     if (!s.numeric && s.host.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                "0123456789-._") != std::string::npos)
-      return bad(text, "'" + s.host + "' is neither an IP address nor a host name");
+      return bad(text, "'" + part(s.host) + "' is neither an IP address nor a host name");
     if (!s.numeric && s.host.size() > 253)
       return bad(text, "host name longer than 253 bytes");
   }
