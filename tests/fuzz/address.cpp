@@ -82,7 +82,7 @@ void print_sockaddr(const std::uint8_t* p, std::size_t n) {
   (void)a.to_string();
   (void)a.port();
   (void)a.is_abstract();
-  (void)a.with_port(p[0]).port();
+  (void)a.with_port(n > 0 ? p[0] : 0).port();
   FUZZ_CHECK(a.size() <= sizeof(sockaddr_storage), "an address longer than sockaddr_storage");
 }
 
