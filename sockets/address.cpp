@@ -203,7 +203,7 @@ bool operator==(const address& a, const address& b) noexcept {
 absl::StatusOr<address> address::parse(std::string_view text) {
   CONCH_ASSIGN_OR_RETURN(detail::address_spec spec, detail::parse_spec(text, true));
   if (spec.k != detail::address_spec::kind::inet || spec.numeric) return spec.addr;
-  return bad(text, "'" + spec.host + "' is a host name; look it up with conch::net::resolve()");
+  return bad(text, "'" + part(spec.host) + "' is a host name; look it up with conch::net::resolve()");
 }
 
 // ---- resolve ----
