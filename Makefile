@@ -9,6 +9,7 @@
 #   make bench-channels   run bench/run_channels.sh
 #   make bench-sockets    the socket echo matrix (bench/run_sockets.sh), conch vs epoll vs liburing
 #   make bench-lua        run bench/run_lua.sh
+#   make fuzz         clang-16 libFuzzer + ASan/UBSan: each tests/fuzz target for FUZZ_SECONDS (60)
 #   make clean        remove the build directories this Makefile creates (bench ones too)
 #
 # Variables: BUILD_ROOT (where the build-* directories go; default: the
@@ -56,7 +57,7 @@ TSAN_RUN := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)"
 
 comma := ,
 
-.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua clean
+.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua fuzz clean
 
 help:
 	@sed -n '4,17p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
@@ -119,6 +120,19 @@ test-clang: deps
 	cmake --build $(BUILD_CLANG) -j$(JOBS)
 	cd $(BUILD_CLANG) && $(CTEST)
 
+# ---- fuzzing (tests/fuzz/README.md) ----
+
+# The libFuzzer targets, built by clang-16 with ASan+UBSan in build-fuzz, each
+# run for FUZZ_SECONDS on a scratch copy of its corpus; fails on a finding.
+# (The ordinary builds replay the committed corpora as CTests: fuzz_replay.*.)
+BUILD_FUZZ   := $(BUILD_ROOT)/build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= frames address lua_values lua_options
+fuzz: deps
+	$(call configure,$(BUILD_FUZZ),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DCONCH_SANITIZE=address$(comma)undefined -DCONCH_FUZZ=ON -DCONCH_BUILD_BENCH=OFF -DCONCH_BUILD_EXAMPLES=OFF)
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(addprefix conch_fuzz_,$(FUZZ_TARGETS))
+	bash $(SRC_DIR)/tests/fuzz/run.sh $(BUILD_FUZZ)/tests/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # ---- benchmarks ----
 
 bench-channels: deps
@@ -138,4 +152,4 @@ bench-lua: deps
 	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) bash $(SRC_DIR)/bench/run_lua.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_BENCH) $(BUILD_ROOT)/build-lua-rel
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_BENCH) $(BUILD_FUZZ) $(BUILD_ROOT)/build-lua-rel

@@ -6,6 +6,8 @@
 // holding it we may take a loop's remote-queue lock or a thread parker's
 // mutex to wake a waiter, never the other way round.
 #include <algorithm>
+#include <cstdint>
+#include <new>
 #include <condition_variable>
 #include <mutex>
 
@@ -113,6 +115,9 @@ chan_core* chan_core::create(const elem_ops* ops, buffer_kind kind, std::size_t 
   if (kind == buffer_kind::promise) capacity = 1;
   std::size_t align = std::max(ops->align, alignof(chan_core));
   std::size_t off = storage_offset(ops);
+  // A capacity whose slots do not fit in size_t would wrap to a small
+  // block and let the buffer overrun it: refuse it as the allocation it is.
+  if (ops->size != 0 && capacity > (SIZE_MAX - off) / ops->size) throw std::bad_alloc();
   std::size_t bytes = off + capacity * ops->size;
   void* mem = cached_block(bytes, align) ? frame_alloc(bytes)
                                          : ::operator new(bytes, std::align_val_t(align));

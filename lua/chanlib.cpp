@@ -162,7 +162,10 @@ const luaL_Reg chan_metamethods[] = {
 
 // ---- constructors ----
 
-constexpr lua_Integer kMaxCapacity = lua_Integer{1} << 32;
+// The largest Lua channel capacity (2^24 slots): a channel allocates its
+// slots up front, so conch.chan(2^32) would exhaust memory (or kill the
+// process) instead of failing. Documented in lua/README.md.
+constexpr lua_Integer kMaxCapacity = lua_Integer{1} << 24;
 
 const char* const chan_option_keys[] = {"fixed", "dropping", "sliding", "max_value", nullptr};
 const option_names chan_options{"conch.chan", chan_option_keys,
@@ -187,8 +190,9 @@ int l_chan(lua_State* L) {
       int isnum = 0;
       lua_Integer n = lua_tointegerx(L, 1, &isnum);
       if (isnum == 0) return luaL_error(L, "conch.chan: capacity must be an integer (got %f)", lua_tonumber(L, 1));
-      if (n < 0 || n > kMaxCapacity)
-        return luaL_error(L, "conch.chan: capacity must be 0 or more (got %I)", n);
+      if (n < 0) return luaL_error(L, "conch.chan: capacity must be 0 or more (got %I)", n);
+      if (n > kMaxCapacity)
+        return luaL_error(L, "conch.chan: a capacity of %I is over the limit of %I (2^24)", n, kMaxCapacity);
       b = conch::buffer::fixed(static_cast<std::size_t>(n));
       break;
     }

@@ -16,6 +16,7 @@
 //    the close sees the status.
 // Lock order: no lock is held here (call_on_loop waits on the host's mu_).
 #include <chrono>
+#include <climits>
 #include <new>
 
 #include "conch/chan/go.hpp"
@@ -50,10 +51,13 @@ const option_names udp_options{"conch.udp", udp_keys, net_hint};
 
 constexpr lua_Integer kMaxSize = lua_Integer{1} << 40;
 
-// Reads t[name] (an integer >= 1) into field, if present.
-void size_field(lua_State* L, int idx, const char* fn, const char* name, std::size_t& field) {
+// Reads t[name] (an integer from 1 to max) into field, if present. The
+// limits: capacities net::options::max_capacity (slots are allocated up
+// front), max_frame kMaxSize.
+void size_field(lua_State* L, int idx, const char* fn, const char* name, std::size_t& field,
+                lua_Integer max = kMaxSize) {
   lua_Integer v = 0;
-  if (opt_integer(L, idx, fn, name, 1, kMaxSize, &v)) field = static_cast<std::size_t>(v);
+  if (opt_integer(L, idx, fn, name, 1, max, &v)) field = static_cast<std::size_t>(v);
 }
 
 // Reads the framing= (and delimiter=) keys into o.frame.
@@ -102,8 +106,9 @@ net::options check_options(lua_State* L, int idx, const option_names& names) {
   check_option_keys(L, idx, names);
   const char* fn = names.fn;
   if (names.takes != udp_keys) check_framing(L, idx, fn, o);
-  size_field(L, idx, fn, "in_capacity", o.in_capacity);
-  size_field(L, idx, fn, "out_capacity", o.out_capacity);
+  constexpr auto cap_limit = static_cast<lua_Integer>(net::options::max_capacity);
+  size_field(L, idx, fn, "in_capacity", o.in_capacity, cap_limit);
+  size_field(L, idx, fn, "out_capacity", o.out_capacity, cap_limit);
   size_field(L, idx, fn, "max_frame", o.max_frame);
   lua_Integer v = 0;
   if (opt_integer(L, idx, fn, "backlog", 1, 1 << 20, &v)) o.backlog = static_cast<int>(v);
@@ -190,25 +195,35 @@ struct async_job {
 using connect_job = async_job<net::socket>;
 using resolve_job = async_job<value>;
 
+// The go blocks below close `result` on every path, an exception included
+// (std::bad_alloc): the Lua side waits on it and would otherwise wait forever.
 conch::task<void> connect_body(std::shared_ptr<connect_job> j) {
-  absl::StatusOr<net::socket> s = co_await net::connect(j->addr, j->opts);
-  if (s.ok())
-    j->result.try_send(*s);
-  else
-    j->status = s.status();
+  try {
+    absl::StatusOr<net::socket> s = co_await net::connect(j->addr, j->opts);
+    if (s.ok())
+      j->result.try_send(*s);
+    else
+      j->status = s.status();
+  } catch (const std::exception& e) {
+    j->status = absl::InternalError(std::string("connect: ") + e.what());
+  }
   j->result.close();
 }
 
 conch::task<void> resolve_body(std::shared_ptr<resolve_job> j) {
-  absl::StatusOr<std::vector<net::address>> r = co_await net::resolve(j->addr);
-  if (r.ok()) {
-    // The addresses as a Lua list of strings.
-    auto t = std::make_shared<table>();
-    std::int64_t i = 0;
-    for (const net::address& a : *r) t->entries.emplace_back(value(++i), value(a.to_string()));
-    j->result.try_send(value(value::table_ptr(std::move(t))));
-  } else {
-    j->status = r.status();
+  try {
+    absl::StatusOr<std::vector<net::address>> r = co_await net::resolve(j->addr);
+    if (r.ok()) {
+      // The addresses as a Lua list of strings.
+      auto t = std::make_shared<table>();
+      std::int64_t i = 0;
+      for (const net::address& a : *r) t->entries.emplace_back(value(++i), value(a.to_string()));
+      j->result.try_send(value(value::table_ptr(std::move(t))));
+    } else {
+      j->status = r.status();
+    }
+  } catch (const std::exception& e) {
+    j->status = absl::InternalError(std::string("resolve: ") + e.what());
   }
   j->result.close();
 }

@@ -103,6 +103,9 @@ bool opt_integer(lua_State* L, int idx, const char* fn, const char* key, lua_Int
   int isnum = 0;
   lua_Integer v = lua_tointegerx(L, -1, &isnum);  // floats with an exact integer value too
   if (lua_type(L, -1) != LUA_TNUMBER || isnum == 0) raise_option_type(L, fn, key, "an integer", -1);
+  if (v > max && max < LUA_MAXINTEGER)  // a limit, not a range: say so (capacities, lua/chanlib.cpp)
+    luaL_error(L, "%s: option '%s' of %I is over the limit of %I; it must be between %I and %I", fn, key, v,
+               max, min, max);
   if (v < min || v > max)
     luaL_error(L, "%s: option '%s' must be between %I and %I (got %I)", fn, key, min, max, v);
   lua_pop(L, 1);

@@ -22,12 +22,61 @@ namespace {
 
 constexpr std::size_t kSunPathMax = sizeof(sockaddr_un::sun_path) - 1;  // 107 + NUL
 
+// The message quotes at most the first 200 bytes of what the caller gave: a
+// hostile megabyte-long "address" does not become a megabyte-long error.
 absl::Status bad(std::string_view text, std::string_view why) {
-  return absl::InvalidArgumentError("bad address '" + std::string(text) + "': " + std::string(why));
+  constexpr std::size_t kQuoted = 200;
+  std::string shown(text.substr(0, kQuoted));
+  if (text.size() > kQuoted) shown += "...";
+  return absl::InvalidArgumentError("bad address '" + shown + "': " + std::string(why));
 }
 
-// Numeric IPv4 or IPv6 (with an optional %scope) into `out`; false if not numeric.
-bool parse_numeric(const std::string& host, int port, address& out) {
+// A part of the input (a zone, a port, a host) for a message: at most 64 bytes.
+std::string part(std::string_view p) {
+  constexpr std::size_t kShown = 64;
+  return p.size() <= kShown ? std::string(p) : std::string(p.substr(0, kShown)) + "...";
+}
+
+// Reads an unsigned decimal of at most `max` from `digits` (all '0'-'9',
+// not empty) without std::stoul, which throws on overflow: false if the
+// value is over `max` (however many digits it has).
+bool decimal_within(std::string_view digits, std::uint64_t max, std::uint64_t& out) noexcept {
+  std::uint64_t v = 0;
+  for (char c : digits) {
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    if (v > max) return false;  // checked every digit: v*10 never overflows 64 bits
+  }
+  out = v;
+  return true;
+}
+
+bool all_digits(std::string_view s) noexcept {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// The interface index an IPv6 zone ("%eth0", "%2") names: a name must be an
+// existing interface, a number must be 1..2^32-1 (the width of
+// sin6_scope_id; 0 means "no zone" and is refused rather than ignored).
+absl::StatusOr<std::uint32_t> zone_index(std::string_view text, std::string_view zone) {
+  if (zone.empty()) return bad(text, "empty zone id after '%'");
+  if (all_digits(zone)) {
+    std::uint64_t v = 0;
+    if (!decimal_within(zone, 0xffffffffu, v) || v == 0)
+      return bad(text, "zone id " + part(zone) + " is out of range (1-4294967295)");
+    return static_cast<std::uint32_t>(v);
+  }
+  // IF_NAMESIZE counts the NUL: a longer name cannot exist.
+  unsigned idx = zone.size() < IF_NAMESIZE ? if_nametoindex(std::string(zone).c_str()) : 0;
+  if (idx == 0) return bad(text, "zone '" + part(zone) + "' is not a network interface");
+  return static_cast<std::uint32_t>(idx);
+}
+
+// Numeric IPv4 or IPv6 (with an optional %zone) into `out`: true if `host`
+// is numeric, false if it is not (a name, for the caller to judge), or a
+// status for a numeric IPv6 address whose zone is bad. `text` is the whole
+// address string, for messages. `host` holds no NUL (parse_spec checks).
+absl::StatusOr<bool> parse_numeric(std::string_view text, const std::string& host, int port,
+                                   address& out) {
   sockaddr_storage ss{};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
   if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
@@ -38,32 +87,31 @@ bool parse_numeric(const std::string& host, int port, address& out) {
   }
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
   std::string h = host;
-  std::string scope;
-  if (auto pct = h.find('%'); pct != std::string::npos) {
-    scope = h.substr(pct + 1);
+  std::string_view zone;
+  const auto pct = host.find('%');
+  if (pct != std::string::npos) {
+    zone = std::string_view(host).substr(pct + 1);
     h.resize(pct);
   }
   if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) != 1) return false;
   v6->sin6_family = AF_INET6;
   v6->sin6_port = htons(static_cast<std::uint16_t>(port));
-  if (!scope.empty()) {
-    unsigned idx = if_nametoindex(scope.c_str());
-    if (idx == 0 && !scope.empty() && scope.find_first_not_of("0123456789") == std::string::npos)
-      idx = static_cast<unsigned>(std::stoul(scope));
-    if (idx == 0) return false;
-    v6->sin6_scope_id = idx;
+  if (pct != std::string::npos) {
+    CONCH_ASSIGN_OR_RETURN(v6->sin6_scope_id, zone_index(text, zone));
   }
   out = address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), sizeof(sockaddr_in6));
   return true;
 }
 
+// A port: 1 to 5 decimal digits, 0..65535.
 absl::StatusOr<int> parse_port(std::string_view text, std::string_view p) {
   if (p.empty()) return bad(text, "empty port after ':'");
-  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string_view::npos)
-    return bad(text, "port '" + std::string(p) + "' is not a number from 0 to 65535");
-  int v = std::stoi(std::string(p));
-  if (v > 65535) return bad(text, "port " + std::to_string(v) + " is out of range (0-65535)");
-  return v;
+  std::uint64_t v = 0;
+  if (!all_digits(p))
+    return bad(text, "port '" + part(p) + "' is not a number from 0 to 65535");
+  if (!decimal_within(p, 65535, v))
+    return bad(text, "port " + part(p) + " is out of range (0-65535)");
+  return static_cast<int>(v);
 }
 
 }  // namespace
@@ -155,7 +203,7 @@ bool operator==(const address& a, const address& b) noexcept {
 absl::StatusOr<address> address::parse(std::string_view text) {
   CONCH_ASSIGN_OR_RETURN(detail::address_spec spec, detail::parse_spec(text, true));
   if (spec.k != detail::address_spec::kind::inet || spec.numeric) return spec.addr;
-  return bad(text, "'" + spec.host + "' is a host name; look it up with conch::net::resolve()");
+  return bad(text, "'" + part(spec.host) + "' is a host name; look it up with conch::net::resolve()");
 }
 
 // ---- resolve ----
@@ -280,6 +328,9 @@ absl::StatusOr<address_spec> parse_spec(std::string_view text, bool require_port
   } else if (require_port) {
     return bad(text, "missing port (expected host:port, [v6]:port, a path with '/' or @name)");
   }
+  // inet_pton and getaddrinfo read C strings: a NUL would cut the host
+  // short ("1.2.3.4\0junk" would pass as 1.2.3.4).
+  if (host.find('\0') != std::string_view::npos) return bad(text, "NUL byte in the host");
   s.k = address_spec::kind::inet;
   s.host = std::string(host == "*" ? std::string_view() : host);
   if (s.host.empty()) {
@@ -290,11 +341,18 @@ absl::StatusOr<address_spec> parse_spec(std::string_view text, bool require_port
     s.addr = address::from_sockaddr(reinterpret_cast<sockaddr*>(&any), sizeof any);
     s.numeric = true;
   } else {
-    s.numeric = parse_numeric(s.host, s.port, s.addr);
+    CONCH_ASSIGN_OR_RETURN(s.numeric, parse_numeric(text, s.host, s.port, s.addr));
     if (text[0] == '[' && (!s.numeric || s.addr.family() != AF_INET6))
-      return bad(text, "'" + s.host + "' is not an IPv6 address");
-    if (!s.numeric && s.host.find_first_of(" \t\r\n%[]") != std::string::npos)
-      return bad(text, "'" + s.host + "' is neither an IP address nor a host name");
+      return bad(text, "'" + part(s.host) + "' is not an IPv6 address");
+    // A name goes to getaddrinfo (maybe to DNS): only what a host name may
+    // hold (letters, digits, '-', '.', '_'; at most 253 bytes), so junk is
+    // refused here, not sent to a resolver.
+    if (!s.numeric && s.host.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                               "0123456789-._") != std::string::npos)
+      return bad(text, "'" + part(s.host) + "' is neither an IP address nor a host name");
+    if (!s.numeric && s.host.size() > 253)
+      return bad(text, "host name longer than 253 bytes");
   }
   return s;
 }
@@ -303,9 +361,11 @@ absl::StatusOr<std::vector<address>> local_addresses(std::string_view text, cons
   CONCH_ASSIGN_OR_RETURN(address_spec s, parse_spec(text, true));
   if (s.k != address_spec::kind::inet || s.numeric) return std::vector<address>{s.addr};
   if (s.host == "localhost") {  // without a lookup: 127.0.0.1 (getaddrinfo may list ::1 first)
-    address a;
-    parse_numeric("127.0.0.1", s.port, a);
-    return std::vector<address>{a};
+    sockaddr_in lo{};
+    lo.sin_family = AF_INET;
+    lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lo.sin_port = htons(static_cast<std::uint16_t>(s.port));
+    return std::vector<address>{address::from_sockaddr(reinterpret_cast<sockaddr*>(&lo), sizeof lo)};
   }
   // AI_PASSIVE: addresses to bind (it matters only for a null host, which the
   // wildcard forms never reach: they are numeric). No AI_ADDRCONFIG: glibc
@@ -353,6 +413,18 @@ std::string describe(std::string_view verb, const address& a, std::string_view t
   std::string out = std::string(verb) + " " + printed;
   if (text != printed) out += " ('" + std::string(text) + "')";
   return out;
+}
+
+absl::Status check_options(const options& o, std::string_view what) {
+  auto over = [&](const char* name, std::size_t v) {
+    return absl::InvalidArgumentError(std::string(what) + ": " + name + " " + std::to_string(v) +
+                                      " is over the limit of " +
+                                      std::to_string(options::max_capacity) +
+                                      " (options::max_capacity)");
+  };
+  if (o.in_capacity > options::max_capacity) return over("in_capacity", o.in_capacity);
+  if (o.out_capacity > options::max_capacity) return over("out_capacity", o.out_capacity);
+  return absl::OkStatus();
 }
 
 absl::Status errno_status(int err, const std::string& what) {

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "conch/net/address.hpp"
+#include "conch/net/framing.hpp"
 
 namespace conch::net::detail {
 
@@ -56,6 +57,10 @@ absl::StatusOr<T> first_ok(const std::vector<address>& candidates, F&& attempt) 
 
 /// absl::ErrnoToStatus with "what: strerror" (what names the call and address).
 absl::Status errno_status(int err, const std::string& what);
+
+/// OK, or kInvalidArgument naming the option of `o` that listen, connect or
+/// bind_udp (`what`) cannot honour (a capacity over options::max_capacity).
+absl::Status check_options(const options& o, std::string_view what);
 
 /// getsockname / getpeername, or the empty address.
 address sock_name(int fd) noexcept;

@@ -21,6 +21,7 @@ namespace {
 task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
   conch::detail::loop* l = conch::detail::current_loop();
   CONCH_CHECK(l != nullptr, "conch::net::connect() awaited outside a runtime thread");
+  CONCH_CO_RETURN_IF_ERROR(detail::check_options(opts, "connect"));
   CONCH_CO_ASSIGN_OR_RETURN(detail::address_spec spec, detail::parse_spec(text, true));
   std::vector<address> candidates;
   if (spec.k != detail::address_spec::kind::inet || spec.numeric) {

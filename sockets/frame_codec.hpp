@@ -270,7 +270,9 @@ class frame_decoder {
         emit(make(p, k));  // the whole body in this read: one copy
         hdr_len_ = 0;
       } else {
-        if (partial_.empty()) partial_.reserve(need_);
+        // At most 64 KiB ahead: a header alone (a hostile peer, a large
+        // max_frame) must not reserve gigabytes before any body arrives.
+        if (partial_.empty()) partial_.reserve(need_ < (64u << 10) ? need_ : (64u << 10));
         partial_.append(p, k);
         if (partial_.size() == need_) {
           std::string f = std::move(partial_);

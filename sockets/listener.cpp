@@ -315,6 +315,7 @@ address server::local() const { return l_->local(); }
 void server::close() { l_->close(); }
 
 absl::StatusOr<server> listen(std::string_view text, options opts) {
+  CONCH_RETURN_IF_ERROR(detail::check_options(opts, "listen"));
   CONCH_ASSIGN_OR_RETURN(conch::detail::loop * l, detail::calling_loop("listen"));
   CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates, detail::local_addresses(text, "listen"));
   detail::reactor& r = detail::reactor::of(l);

@@ -113,11 +113,15 @@ class udp_endpoint final : public endpoint, public std::enable_shared_from_this<
     const char* verb = join ? "join_multicast" : "leave_multicast";
     std::string where = std::string(verb) + "('" + std::string(group) + "')";
     auto spec = parse_spec(group, false);
-    if (!spec.ok() || spec->k != address_spec::kind::inet || !spec->numeric)
+    if (!spec.ok())  // malformed (a bad zone, say): pass on what the parser found
+      return absl::InvalidArgumentError(where + ": " + std::string(spec.status().message()));
+    if (spec->k != address_spec::kind::inet || !spec->numeric)
       return absl::InvalidArgumentError(where + ": the group must be a numeric IPv4 or IPv6 address");
     unsigned ifindex = 0;
     if (!iface.empty()) {
-      ifindex = if_nametoindex(std::string(iface).c_str());
+      // IF_NAMESIZE counts the NUL; a NUL inside would shorten the name looked up.
+      if (iface.size() < IF_NAMESIZE && iface.find('\0') == std::string_view::npos)
+        ifindex = if_nametoindex(std::string(iface).c_str());
       if (ifindex == 0)
         return absl::InvalidArgumentError(where + ": no interface named '" + std::string(iface) + "'");
     }
@@ -342,6 +346,7 @@ absl::Status udp_socket::last_error() const { return e_->last_error(); }
 void udp_socket::close() { e_->close(); }
 
 absl::StatusOr<udp_socket> bind_udp(std::string_view text, options opts) {
+  CONCH_RETURN_IF_ERROR(detail::check_options(opts, "bind_udp"));
   CONCH_ASSIGN_OR_RETURN(conch::detail::loop * l, detail::calling_loop("bind_udp"));
   CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates,
                          detail::local_addresses(text, "bind_udp"));

@@ -1,5 +1,6 @@
 // tests/sockets/address_test.cpp
 // address parsing by lsocket's rules, formatting, resolve() and interfaces().
+#include <net/if.h>
 #include <netinet/in.h>
 
 #include <catch2/catch.hpp>
@@ -92,4 +93,102 @@ TEST_CASE("interfaces lists the loopback interface", "[sockets][address]") {
       CHECK(i.index > 0);
     }
   CHECK(lo);
+}
+
+// Issue 19: std::stoul on an IPv6 zone threw out of the parser (aborting
+// conch.listen from Lua, hanging connect and resolve), and a zone number
+// over 32 bits was truncated into another interface's.
+TEST_CASE("hostile address strings are statuses, never exceptions or truncations",
+          "[sockets][address][hostile]") {
+  using namespace std::string_literals;
+  struct bad_case {
+    std::string text;
+    const char* fragment;
+  };
+  const std::vector<bad_case> cases = {
+      {"[fe80::1%123456789012345678901234]:80", "out of range"},
+      {"[fe80::1%4294967297]:80", "out of range"},  // was accepted as interface 1
+      {"[fe80::1%18446744073709551617]:80", "out of range"},
+      {"[fe80::1%0]:80", "out of range"},
+      {"[fe80::1%]:80", "empty zone"},
+      {"[fe80::1%no-such-if9]:80", "not a network interface"},
+      {"[fe80::1%" + std::string(300, 'x') + "]:80", "not a network interface"},
+      {"[fe80::1%lo%lo]:80", "not a network interface"},
+      {"1.2.3.4\0junk:80"s, "NUL byte"},  // inet_pton would have read "1.2.3.4"
+      {"[::1\0]:80"s, "NUL byte"},
+      {"127.0.0.1:99999999999999999999999999", "out of range"},
+      {"127.0.0.1:65536", "out of range"},
+      {"127.0.0.1:-1", "not a number"},
+      {"127.0.0.1:+80", "not a number"},
+      {"127.0.0.1: 80", "not a number"},
+      {"127.0.0.1:0x50", "not a number"},
+      {"[::1]:", "empty port"},
+      {"[]:80", "empty IPv6"},
+      {"[::1]]:80", "':port'"},
+      {"1.2.3.4%eth0:80", "neither an IP address nor a host name"},
+      {"[1.2.3.4%lo]:80", "not an IPv6"},
+      {std::string(1 << 20, 'a') + ":80", "longer than 253"},
+      {"\x01\x02:80", "neither an IP address nor a host name"},  // never sent to a resolver
+      {"exa mple.org:80", "neither an IP address nor a host name"},
+  };
+  for (const bad_case& c : cases) {
+    INFO(c.text.substr(0, 80));
+    auto a = net::address::parse(c.text);  // must not throw
+    REQUIRE(!a.ok());
+    CHECK(a.status().code() == absl::StatusCode::kInvalidArgument);
+    const std::string msg(a.status().message());
+    INFO(msg);
+    CHECK(msg.find(c.fragment) != std::string::npos);
+    CHECK(msg.size() < 400);  // a megabyte of input quotes 200 bytes of it
+  }
+}
+
+TEST_CASE("IPv6 zones: interface names and 32-bit numbers", "[sockets][address][hostile]") {
+  auto lo = net::address::parse("[fe80::1%lo]:80");
+  REQUIRE(lo.ok());
+  CHECK(lo->to_string() == "[fe80::1%lo]:80");
+  auto* v6 = reinterpret_cast<const sockaddr_in6*>(lo->data());
+  CHECK(v6->sin6_scope_id == if_nametoindex("lo"));
+  // The largest index there can be: kept whole (no interface has it, so it
+  // prints as a number).
+  auto top = net::address::parse("[fe80::1%4294967295]:80");
+  REQUIRE(top.ok());
+  CHECK(reinterpret_cast<const sockaddr_in6*>(top->data())->sin6_scope_id == 4294967295u);
+  CHECK(top->to_string() == "[fe80::1%4294967295]:80");
+  CHECK(net::address::parse("127.0.0.1:00080")->port() == 80);
+  CHECK(net::address::parse("127.0.0.1:65535")->port() == 65535);
+}
+
+TEST_CASE("every entry point that takes an address gives a bad one back as a status",
+          "[sockets][address][hostile]") {
+  conch::test::require_io_uring();
+  const std::string zone = "[fe80::1%123456789012345678901234]:80";
+  conch::run([&]() -> conch::task<void> {
+    auto l = net::listen(zone);
+    REQUIRE(!l.ok());
+    CHECK(l.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(l.status().message()).find("out of range") != std::string::npos);
+    auto u = net::bind_udp(zone);
+    REQUIRE(!u.ok());
+    CHECK(u.status().code() == absl::StatusCode::kInvalidArgument);
+    auto c = co_await net::connect(zone);
+    REQUIRE(!c.ok());
+    CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(c.status().message()).find("out of range") != std::string::npos);
+    // The resolve path takes a bare IPv6 address (no brackets, no port).
+    auto r = co_await net::resolve("::%5115115115115115115115115115");
+    REQUIRE(!r.ok());
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(r.status().message()).find("out of range") != std::string::npos);
+    auto g = net::bind_udp("127.0.0.1:0");
+    REQUIRE(g.ok());
+    absl::Status j = g->join_multicast("ff02::1%99999999999999999999");
+    CHECK(j.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(j.message()).find("out of range") != std::string::npos);
+    using namespace std::string_literals;
+    absl::Status k = g->join_multicast("239.1.2.3", "lo\0junk"s);
+    CHECK(k.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(k.message()).find("no interface") != std::string::npos);
+    g->close();
+  }(), {.threads = 1});
 }

@@ -47,8 +47,11 @@ class chan {
   /// An unbuffered (rendezvous) channel: a send waits for a receiver.
   chan() : chan(buffer::fixed(0)) {}
   /// A channel with a fixed buffer of `capacity` values (0 = unbuffered).
+  /// The slots are allocated up front: a capacity too large for memory
+  /// throws std::bad_alloc.
   explicit chan(std::size_t capacity) : chan(buffer::fixed(capacity)) {}
-  /// A channel with the given buffer policy.
+  /// A channel with the given buffer policy (slots allocated up front, as
+  /// above: std::bad_alloc when they do not fit in memory).
   explicit chan(buffer b) : c_(detail::chan_core::create(&detail::elem_ops_for<T>, b.kind, b.capacity)) {
     CONCH_CHECK(b.kind == detail::buffer_kind::fixed || b.capacity > 0,
                 "dropping and sliding buffers need a capacity of at least 1");

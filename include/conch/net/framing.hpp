@@ -71,6 +71,12 @@ struct options {
   /// connect gives kDeadlineExceeded). 0 = no limit of ours (the kernel's
   /// TCP SYN retries still end it, after about two minutes by default).
   std::chrono::milliseconds connect_timeout{0};
+
+  /// The largest in_capacity or out_capacity listen(), connect() and
+  /// bind_udp() accept (2^20): each channel allocates its slots up front, so
+  /// a larger one is refused with kInvalidArgument rather than exhausting
+  /// memory.
+  static constexpr std::size_t max_capacity = std::size_t{1} << 20;
 };
 
 }  // namespace conch::net
