@@ -13,6 +13,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+
+#include "conch/net/tls.hpp"
 
 namespace conch::net {
 
@@ -71,6 +74,8 @@ struct options {
   /// connect gives kDeadlineExceeded). 0 = no limit of ours (the kernel's
   /// TCP SYN retries still end it, after about two minutes by default).
   std::chrono::milliseconds connect_timeout{0};
+  /// Stream sockets only: speak TLS (see conch/net/tls.hpp). Empty: plain.
+  std::optional<tls_options> tls;
 };
 
 }  // namespace conch::net
