@@ -293,13 +293,29 @@ TEST_CASE("an untrusted or wrong certificate fails the handshake cleanly on both
     lax.tls->verify = false;
     auto ok = co_await net::connect(addr, lax);
     CHECK(ok.ok());
+    auto lax_side = co_await recv_within(srv->connections);
+    REQUIRE(lax_side.has_value());
+    if (ok.ok()) ok->close();
 
     // s_client with the wrong CA gives up; so does a client that speaks no TLS.
-    int rc = 0;
-    run_capture("sh -c \"echo hi | openssl s_client -quiet -verify_return_error -CAfile " + other.crt + " -connect " +
-                    addr + " >/dev/null 2>&1\"",
-                &rc);
-    CHECK(rc != 0);
+    // (On the blocking pool: this loop must keep serving the handshake.)
+    std::string cmd = "sh -c \"echo hi | openssl s_client -quiet -verify_return_error -CAfile " + other.crt +
+                      " -connect " + addr + " >/dev/null 2>&1\"";
+    auto job = [cmd] {
+      int rc = 0;
+      run_capture(cmd, &rc);
+      return rc;
+    };
+    auto rc = co_await conch::thread(std::move(job)).recv();
+    REQUIRE(rc.has_value());
+    CHECK(*rc == 1);  // s_client's verify failure (timeout's 124 would mean it hung)
+    auto refused = co_await recv_within(srv->connections);  // its connection on our side
+    REQUIRE(refused.has_value());
+    REQUIRE(refused->has_value());
+    auto refused_end = co_await recv_within((*refused)->in);
+    REQUIRE(refused_end.has_value());
+    CHECK(!refused_end->has_value());
+    CHECK((*refused)->status().message().find("TLS handshake with 127.0.0.1:") != std::string_view::npos);
     auto plain = co_await net::connect(addr, {.frame = net::framing::lines()});
     REQUIRE(plain.ok());
     co_await plain->out.send(std::string("GET / HTTP/1.0"));
