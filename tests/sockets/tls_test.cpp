@@ -357,3 +357,51 @@ TEST_CASE("TLS settings that cannot work are listen/connect errors naming the fi
     CHECK(e.status().message().find("/nonexistent/ca.pem") != std::string_view::npos);
   }(good_cert, other_cert), {.threads = 1});
 }
+
+namespace {
+
+task<bool> tls_client(std::string addr, std::string ca, int id) {
+  auto c = co_await net::connect(addr, client_opts(ca, net::framing::lines()));
+  if (!c.ok()) co_return false;
+  for (int i = 0; i < 5; ++i) {
+    std::string m = std::to_string(id) + ":" + std::to_string(i);
+    if (!co_await c->out.send(m)) co_return false;
+    auto r = co_await recv_within(c->in, 10s);
+    if (!r || !*r || **r != m) co_return false;
+  }
+  c->out.close();
+  auto end = co_await recv_within(c->in, 10s);
+  co_return end.has_value() && !end->has_value() && c->status().ok();
+}
+
+}  // namespace
+
+TEST_CASE("server::serve hands TLS connections to the runtime's threads", "[sockets][tls][serve]") {
+  require_openssl();
+  cert serve_cert = make_cert("serve");
+  conch::run([](cert c) -> task<void> {
+    auto srv = net::listen("127.0.0.1:0", server_opts(c, net::framing::lines()));
+    REQUIRE(srv.ok());
+    auto handler = [](net::socket s) { return echo_conn(std::move(s)); };
+    conch::chan<conch::unit> served = conch::go(srv->serve(handler));
+    const std::string addr = srv->local().to_string();
+    // The clients run on a runtime of their own, on a blocking-pool thread.
+    auto clients = [addr, ca = c.crt] {
+      return conch::run([](std::string a, std::string ca_file) -> task<int> {
+        std::vector<conch::chan<bool>> each;
+        for (int i = 0; i < 10; ++i) each.push_back(conch::go(tls_client(a, ca_file, i)));
+        int ok = 0;
+        for (auto& ch : each) {
+          auto r = co_await recv_within(ch, 30s);
+          if (r && *r && **r) ++ok;
+        }
+        co_return ok;
+      }(addr, ca), {.threads = 1});
+    };
+    auto ok = co_await conch::thread(std::move(clients)).recv();
+    REQUIRE(ok.has_value());
+    CHECK(*ok == 10);
+    srv->close();
+    co_await served.recv();
+  }(serve_cert), {.threads = 2});
+}
