@@ -36,6 +36,9 @@ DEBIAN_PACKAGES := g++ make cmake pkg-config time \
   liburing-dev libabsl-dev catch2 liblua5.4-dev lua5.4 \
   clang-16 libclang-rt-16-dev \
   golang-go libboost-fiber1.81-dev socat nodejs
+# TLS and conch.util (issue 14); the JSON comparison's rivals and documents.
+DEBIAN_PACKAGES += libssl-dev openssl libpcre2-dev rapidjson-dev \
+  lua-cjson iso-codes libjansson-dev libjson-c-dev libyajl-dev nlohmann-json3-dev
 
 # Tests labelled `bench` are the benchmarks' smoke runs at quick sizes: each
 # checks what it received (sums, echoed bytes) and exits non-zero otherwise;

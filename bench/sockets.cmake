@@ -21,3 +21,11 @@ if(CONCH_BUILD_TESTS)
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_sockets.sh --smoke ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(bench_sockets_smoke PROPERTIES LABELS bench TIMEOUT 120)
 endif()
+
+# TLS echo throughput against plain (issue 14), one process, loopback.
+add_executable(conch_bench_tls_echo ${CMAKE_CURRENT_LIST_DIR}/tls_echo.cpp)
+target_link_libraries(conch_bench_tls_echo PRIVATE conch::sockets conch_warnings)
+if(CONCH_BUILD_TESTS)
+  add_test(NAME bench_tls_echo_smoke COMMAND conch_bench_tls_echo 4 1)
+  set_tests_properties(bench_tls_echo_smoke PROPERTIES LABELS bench TIMEOUT 120)
+endif()

@@ -17,6 +17,9 @@
 // Lock order: no lock is held here (call_on_loop waits on the host's mu_).
 #include <chrono>
 #include <climits>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
 #include <new>
 
 #include "conch/chan/go.hpp"
@@ -28,10 +31,10 @@ namespace {
 
 // ---- options ----
 
-const char* const listen_keys[] = {"framing",   "delimiter", "in_capacity", "out_capacity",
-                                   "max_frame", "backlog",   "unix_mode",   nullptr};
-const char* const connect_keys[] = {"framing",   "delimiter",       "in_capacity", "out_capacity",
-                                    "max_frame", "connect_timeout", nullptr};
+const char* const listen_keys[] = {"framing", "delimiter", "in_capacity", "out_capacity",
+                                   "max_frame", "backlog", "unix_mode", "tls", nullptr};
+const char* const connect_keys[] = {"framing", "delimiter", "in_capacity", "out_capacity",
+                                    "max_frame", "connect_timeout", "tls", nullptr};
 const char* const udp_keys[] = {"in_capacity", "out_capacity", nullptr};
 
 // Where a key another function takes belongs (for the unknown-option error).
@@ -39,7 +42,7 @@ const char* net_hint(const char* key) {
   std::string_view k(key);
   if (k == "connect_timeout") return "it is an option of conch.connect";
   if (k == "backlog" || k == "unix_mode") return "it is an option of conch.listen";
-  if (k == "framing" || k == "delimiter" || k == "max_frame")
+  if (k == "framing" || k == "delimiter" || k == "max_frame" || k == "tls")
     return "it is an option of conch.listen and conch.connect (a datagram is one frame)";
   if (k == "frame" || k == "framer" || k == "mode") return "did you mean framing?";
   return nullptr;
@@ -98,7 +101,8 @@ void check_framing(lua_State* L, int idx, const char* fn, net::options& o) {
 // Reads the option table at idx (nil: the defaults), checked against `names`:
 // {framing = "raw"|"lines"|"length"|"delimited", delimiter = "\f",
 //  in_capacity =, out_capacity =, max_frame =, backlog =, unix_mode =,
-//  connect_timeout = ms (0: none)}
+//  connect_timeout = ms (0: none), tls = true | {cert=, key=, ca=, verify=, server_name=}
+//  (read by check_tls)}
 net::options check_options(lua_State* L, int idx, const option_names& names) {
   net::options o;
   if (lua_isnoneornil(L, idx)) return o;  // the defaults
@@ -117,6 +121,74 @@ net::options check_options(lua_State* L, int idx, const option_names& names) {
   return o;
 }
 
+// TLS settings read from an options table's `tls` key: pointers into the
+// table's strings (alive while it is on the stack), so nothing here needs a
+// destructor across a raise; apply_tls copies them into net::options inside
+// a noexcept job builder.
+struct lua_tls {
+  bool set = false;
+  bool verify = true;
+  const char* cert = nullptr;
+  const char* key = nullptr;
+  const char* ca = nullptr;
+  const char* server_name = nullptr;
+};
+
+// Reads opts.tls (true, or {cert=, key=, ca=, verify=, server_name=}; every
+// other key is an error naming it) from the options table at idx, if any.
+void check_tls(lua_State* L, int idx, lua_tls& t) {
+  if (lua_isnoneornil(L, idx) || !lua_istable(L, idx)) return;
+  int type = lua_getfield(L, idx, "tls");
+  if (type == LUA_TBOOLEAN) {
+    t.set = lua_toboolean(L, -1) != 0;  // tls=true: a client with the defaults
+  } else if (type == LUA_TTABLE) {
+    t.set = true;
+    int tt = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, tt) != 0) {
+      const char* k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : nullptr;
+      std::string_view key = k != nullptr ? k : "";
+      const char** field = key == "cert"          ? &t.cert
+                           : key == "key"         ? &t.key
+                           : key == "ca"          ? &t.ca
+                           : key == "server_name" ? &t.server_name
+                                                  : nullptr;
+      if (field != nullptr) {
+        std::size_t n = 0;
+        const char* v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : nullptr;
+        if (v == nullptr || std::strlen(v) != n) luaL_error(L, "conch: tls.%s must be a string", k);
+        *field = v;  // the string stays referenced by the option table
+      } else if (key == "verify") {
+        if (!lua_isboolean(L, -1)) luaL_error(L, "conch: tls.verify must be a boolean");
+        t.verify = lua_toboolean(L, -1) != 0;
+      } else {
+        luaL_error(L, "conch: unknown tls option '%s' (cert, key, ca, verify, server_name)",
+                   k != nullptr ? k : luaL_typename(L, -2));
+      }
+      lua_pop(L, 1);
+    }
+  } else if (type != LUA_TNIL) {
+    luaL_error(L, "conch: tls must be true or a table {cert=, key=, ca=, verify=, server_name=}");
+  }
+  lua_pop(L, 1);
+}
+
+// o.tls from t. Out of memory: false.
+bool apply_tls(const lua_tls& t, net::options& o) noexcept {
+  if (!t.set) return true;
+  try {
+    net::tls_options& x = o.tls.emplace();
+    if (t.cert != nullptr) x.cert_file = t.cert;
+    if (t.key != nullptr) x.key_file = t.key;
+    if (t.ca != nullptr) x.ca_file = t.ca;
+    if (t.server_name != nullptr) x.server_name = t.server_name;
+    x.verify = t.verify;
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 // ---- listen / udp: run on the home loop ----
 
 template <class Result>
@@ -129,13 +201,14 @@ using listen_job = bind_job<net::server>;
 using udp_job = bind_job<net::udp_socket>;
 
 template <class Job>
-Job* new_job(holder* hd, const char* addr, std::size_t n, const net::options& o) noexcept {
+Job* new_job(holder* hd, const char* addr, std::size_t n, const net::options& o, const lua_tls& tls) noexcept {
   try {
     auto* j = new Job;
-    j->addr.assign(addr, n);
-    j->opts = o;
     hd->p = j;
     hd->del = &delete_as<Job>;
+    j->addr.assign(addr, n);
+    j->opts = o;
+    if (!apply_tls(tls, j->opts)) return nullptr;
     return j;
   } catch (...) {
     return nullptr;
@@ -152,8 +225,11 @@ int run_bind(lua_State* L, const option_names& names, void (*bind)(void*) noexce
   std::size_t n = 0;
   const char* addr = luaL_checklstring(L, 1, &n);
   net::options o = check_options(L, 2, names);
+  lua_tls tls;
+  check_tls(L, 2, tls);
+  if (tls.set && std::is_same_v<Result, net::udp_socket>) luaL_error(L, "conch.udp: tls is for stream sockets");
   holder* hd = push_holder(L);
-  auto* j = new_job<bind_job<Result>>(hd, addr, n, o);
+  auto* j = new_job<bind_job<Result>>(hd, addr, n, o, tls);
   if (j == nullptr) return raise_no_memory(L);
   h->call_on_loop(bind, j);
   if (!j->result.ok()) return push_status(L, j->result.status());
@@ -256,6 +332,8 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
   std::size_t n = 0;
   const char* addr = luaL_checklstring(L, 1, &n);
   net::options o = names != nullptr ? check_options(L, 2, *names) : net::options{};
+  lua_tls tls;
+  check_tls(L, 2, tls);
   lua_settop(L, 2);
   holder* hd = push_holder(L);  // index 3
   struct start_args {
@@ -263,9 +341,10 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
     const char* addr;
     std::size_t n;
     const net::options* o;
+    const lua_tls* tls;
     conch::task<void> (*body)(std::shared_ptr<Job>);
     bool ok;
-  } a{hd, addr, n, &o, body, false};
+  } a{hd, addr, n, &o, &tls, body, false};
   // Builds the job and starts its go block on the home loop.
   h->call_on_loop(
       [](void* p) noexcept {
@@ -275,6 +354,7 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
           ref->j = std::make_shared<Job>();
           ref->j->addr.assign(s->addr, s->n);
           ref->j->opts = *s->o;
+          if (!apply_tls(*s->tls, ref->j->opts)) return;  // out of memory: s->ok stays false
           conch::go(s->body(ref->j));
           s->hd->p = ref.release();
           s->hd->del = &delete_as<job_ref<Job>>;

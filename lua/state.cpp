@@ -11,6 +11,7 @@
 #include <string>
 
 #include "lua/bridge.hpp"
+#include "lua/util.hpp"
 
 namespace conch::lua {
 
@@ -33,6 +34,8 @@ int setup_fn(lua_State* L) {
   if (lua_getglobal(L, "package") == LUA_TTABLE && lua_getfield(L, -1, "preload") == LUA_TTABLE) {
     lua_pushcfunction(L, preload_conch);
     lua_setfield(L, -2, "conch");
+    lua_pushcfunction(L, open_util);  // require "conch.util": slua's helpers
+    lua_setfield(L, -2, "conch.util");
   }
   detail::preload_lsocket(L);  // and require "lsocket" conch's lsocket
   return 0;

@@ -13,6 +13,7 @@
 #include "conch/core/status.hpp"
 #include "sockets/address_util.hpp"
 #include "sockets/stream.hpp"
+#include "sockets/tls.hpp"
 
 namespace conch::net {
 
@@ -23,6 +24,8 @@ task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
   CONCH_CHECK(l != nullptr, "conch::net::connect() awaited outside a runtime thread");
   CONCH_CO_RETURN_IF_ERROR(detail::check_options(opts, "connect"));
   CONCH_CO_ASSIGN_OR_RETURN(detail::address_spec spec, detail::parse_spec(text, true));
+  CONCH_CO_RETURN_IF_ERROR(detail::load_tls(opts, false, "connect to " + text));
+  const options transport = opts.tls ? detail::transport_options(opts) : opts;
   std::vector<address> candidates;
   if (spec.k != detail::address_spec::kind::inet || spec.numeric) {
     candidates.push_back(spec.addr);
@@ -38,7 +41,7 @@ task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
       last = detail::errno_status(errno, "connect to " + a.to_string() + ": socket");
       continue;
     }
-    std::shared_ptr<detail::stream_conn> c = detail::stream_conn::make(r, bufs, fd, opts);
+    std::shared_ptr<detail::stream_conn> c = detail::stream_conn::make(r, bufs, fd, transport);
     int res = co_await c->connect_to(a);
     if (res == -ETIME) {  // options::connect_timeout passed; the kernel's connect was cancelled
       last = absl::DeadlineExceededError(detail::describe("connect to", a, text) +
@@ -53,7 +56,15 @@ task<absl::StatusOr<socket>> connect_impl(std::string text, options opts) {
       continue;
     }
     c->start();
-    co_return socket(std::move(c));
+    if (!opts.tls) co_return socket(std::move(c));
+    // TLS: the socket is handed out once the handshake is over; a failed
+    // handshake is connect()'s error (the next address is not tried: the
+    // peer answered).
+    std::shared_ptr<detail::tls_conn> t = detail::start_tls(std::move(c), opts, false, text);
+    co_await detail::tls_handshaken(*t).recv();
+    absl::Status hs = detail::tls_handshake_status(*t);
+    if (!hs.ok()) co_return hs;
+    co_return socket(std::move(t));
   }
   co_return last;
 }

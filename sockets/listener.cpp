@@ -21,6 +21,7 @@
 #include "conch/core/status.hpp"
 #include "sockets/address_util.hpp"
 #include "sockets/stream.hpp"
+#include "sockets/tls.hpp"
 
 namespace conch::net::detail {
 
@@ -88,9 +89,9 @@ void listener::handoff(int fd) noexcept {
     spread(fd);
     return;
   }
-  auto c = stream_conn::make(*r_, bufs_, fd, opts_);
+  auto c = stream_conn::make(*r_, bufs_, fd, opts_.tls ? transport_options(opts_) : opts_);
   c->start();
-  socket s(std::move(c));
+  socket s = accepted_socket(std::move(c), opts_);  // with options::tls, a TLS session over c
   if (pending_.empty() && try_send_keep(conns_, s)) return;
   if (conns_.closed()) {
     s.close();
@@ -316,6 +317,7 @@ void server::close() { l_->close(); }
 
 absl::StatusOr<server> listen(std::string_view text, options opts) {
   CONCH_RETURN_IF_ERROR(detail::check_options(opts, "listen"));
+  CONCH_RETURN_IF_ERROR(detail::load_tls(opts, true, "listen on " + std::string(text)));
   CONCH_ASSIGN_OR_RETURN(conch::detail::loop * l, detail::calling_loop("listen"));
   CONCH_ASSIGN_OR_RETURN(std::vector<address> candidates, detail::local_addresses(text, "listen"));
   detail::reactor& r = detail::reactor::of(l);

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "sockets/stream.hpp"
+#include "sockets/tls.hpp"
 
 namespace conch::net::detail {
 
@@ -52,9 +53,9 @@ void start_served(loop* t, int fd, const options& o, const std::shared_ptr<const
     ::close(fd);
     return;
   }
-  std::shared_ptr<stream_conn> c = stream_conn::make(r, *bufs, fd, o);
+  std::shared_ptr<stream_conn> c = stream_conn::make(r, *bufs, fd, o.tls ? transport_options(o) : o);
   c->start();
-  start_on(t, run_handler(h, socket(std::move(c))));
+  start_on(t, run_handler(h, accepted_socket(std::move(c), o)));  // with options::tls, TLS over c
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "conch/core/status.hpp"
 #include "sockets/address_util.hpp"
+#include "sockets/tls.hpp"
 
 #ifndef IORING_RECVSEND_BUNDLE  // liburing 2.3's headers predate it (Linux 6.10)
 #define IORING_RECVSEND_BUNDLE (1U << 4)
@@ -395,10 +396,11 @@ namespace conch::net {
 
 socket::socket(std::shared_ptr<detail::stream_conn> c)
     : in(c->in_), out(c->out_), c_(std::move(c)) {}
-address socket::local() const { return c_->local(); }
-address socket::peer() const { return c_->peer(); }
-absl::Status socket::status() const { return c_->status(); }
-chan<unit> socket::done() const { return c_->done_; }
-void socket::close() { c_->close(); }
+// A TLS socket (t_ set) answers from its session: sockets/tls.cpp.
+address socket::local() const { return t_ ? detail::tls_local(*t_) : c_->local(); }
+address socket::peer() const { return t_ ? detail::tls_peer(*t_) : c_->peer(); }
+absl::Status socket::status() const { return t_ ? detail::tls_status(*t_) : c_->status(); }
+chan<unit> socket::done() const { return t_ ? detail::tls_done(*t_) : c_->done_; }
+void socket::close() { t_ ? detail::tls_close(*t_) : c_->close(); }
 
 }  // namespace conch::net

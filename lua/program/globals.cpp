@@ -16,6 +16,7 @@
 
 #include "lua/bridge.hpp"
 #include "lua/program/pool.hpp"
+#include "lua/util.hpp"
 
 namespace conch::lua::program {
 
@@ -26,25 +27,6 @@ const char kGlue[] =
     ;
 
 const char kRegistryKey[] = "conch.program";
-
-// eprint(...): print to stderr (tab-separated, newline-terminated, one write).
-int l_eprint(lua_State* L) {
-  int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 1; i <= n; ++i) {
-    if (i > 1) luaL_addchar(&b, '\t');
-    luaL_tolstring(L, i, nullptr);
-    luaL_addvalue(&b);
-  }
-  luaL_addchar(&b, '\n');
-  luaL_pushresult(&b);
-  size_t len = 0;
-  const char* s = lua_tolstring(L, -1, &len);
-  std::fwrite(s, 1, len, stderr);
-  std::fflush(stderr);
-  return 0;
-}
 
 struct install_job {
   const state_env* env;
@@ -57,10 +39,8 @@ int install_fn(lua_State* L) {
   lua_pushliteral(L, "conch");
   lua_call(L, 1, 1);
   lua_setglobal(L, "conch");
-  lua_pushcfunction(L, l_eprint);
-  lua_setglobal(L, "eprint");
-  // TODO(lead): install slua's helpers here once conch.util is merged:
-  //   conch::lua::detail::install_slua_globals(L);
+  // slua's helpers as globals: eprint, json, string.md5..., os.usleep, io.ls/stat.
+  install_slua_globals(L);
   // P: the private table of the glue.
   lua_createtable(L, 0, 16);
   lua_newtable(L);
@@ -154,11 +134,14 @@ bool readable_file(const std::string& path) {
 }
 
 absl::Status apply_tls(const command& cmd, net::options* opts) {
-  (void)opts;
-  if (cmd.tls_cert.empty()) return absl::OkStatus();
-  // TODO(lead): once the sockets layer's TLS (net::options) is merged, fill
-  // opts' server TLS settings from cmd.tls_cert and cmd.tls_key here.
-  return absl::UnimplementedError("TLS not available: this build's sockets layer has no TLS (--tls-cert/--tls-key)");
+  if (cmd.tls_cert.empty()) return absl::OkStatus();  // plain TCP/Unix
+  // The files are read (and a bad one reported, naming it) when listen()
+  // loads the context.
+  net::tls_options t;
+  t.cert_file = cmd.tls_cert;
+  t.key_file = cmd.tls_key;
+  opts->tls = std::move(t);
+  return absl::OkStatus();
 }
 
 }  // namespace conch::lua::program

@@ -365,12 +365,22 @@ LUA
   expect_out $'"first" "second" "12345" "tail line" "the rest of it"\npeer\tstring'
   stop_server
   ;;
-tls_unavailable)
+server_tls)
+  # A throwaway certificate; TLS clients are socat's (a foreign peer).
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+    -keyout k.pem -out c.pem >openssl.txt 2>&1 || { cat openssl.txt >&2; fail "openssl could not make a certificate"; }
   server_scripts
-  run "$CONCH" --listen 127.0.0.1:0 --tls-cert c.pem --tls-key k.pem handler.lua worker.lua
-  expect_status 2; expect_err_has "TLS not available"
   run "$CONCH" --listen 127.0.0.1:0 --tls-cert c.pem handler.lua worker.lua
   expect_status 2; expect_err_has "--tls-cert and --tls-key go together"
+  run "$CONCH" --listen 127.0.0.1:0 --tls-cert missing.pem --tls-key k.pem handler.lua worker.lua
+  expect_status 2; expect_err_has "missing.pem"
+  start_server 127.0.0.1:0 -w 2 --tls-cert c.pem --tls-key k.pem
+  clients 10 "OPENSSL:$ADDR_REAL,verify=0"
+  # A plain client gets nothing, and the server goes on serving TLS.
+  printf 'plain\n' | timeout 10 socat -t 2 - "TCP:$ADDR_REAL" >plain.txt 2>/dev/null || true
+  grep -q PLAIN plain.txt && fail "a plain client was answered in clear"
+  clients 2 "OPENSSL:$ADDR_REAL,verify=0"
+  stop_server
   ;;
 *)
   fail "no such case"

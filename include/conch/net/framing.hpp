@@ -13,6 +13,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+
+#include "conch/net/tls.hpp"
 
 namespace conch::net {
 
@@ -77,6 +80,8 @@ struct options {
   /// a larger one is refused with kInvalidArgument rather than exhausting
   /// memory.
   static constexpr std::size_t max_capacity = std::size_t{1} << 20;
+  /// Stream sockets only: speak TLS (see conch/net/tls.hpp). Empty: plain.
+  std::optional<tls_options> tls;
 };
 
 }  // namespace conch::net

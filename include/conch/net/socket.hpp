@@ -37,6 +37,7 @@ namespace conch::net {
 namespace detail {
 class stream_conn;
 class listener;
+class tls_conn;
 }  // namespace detail
 
 /// One stream connection (TCP or Unix). Copies share the connection.
@@ -74,9 +75,12 @@ struct socket {
 
   /// Wraps an implementation object (used by listen/connect).
   explicit socket(std::shared_ptr<detail::stream_conn> c);
+  /// A TLS session over connection c (sockets/tls.hpp): `in`/`out` carry plaintext.
+  explicit socket(std::shared_ptr<detail::tls_conn> t);
 
  private:
-  std::shared_ptr<detail::stream_conn> c_;
+  std::shared_ptr<detail::stream_conn> c_;  // null for a TLS socket
+  std::shared_ptr<detail::tls_conn> t_;     // null for a plain one
 };
 
 /// A listening TCP or Unix stream server.
