@@ -201,10 +201,16 @@ void loop::run() {
     for (std::size_t i = 1; i < n && !stole; ++i) {
       loop* victim = rt_->loops[(index_ + i) % n];
       if (victim->spawn_count_.load(std::memory_order_relaxed) < least) continue;
-      if (left_waiting(*victim))
-        stole = victim->steal_into(*this);
-      else
+      if (left_waiting(*victim)) {
+        std::uint32_t epoch = 0;
+        stole = victim->steal_into(*this, &epoch);
+        // Our own steal bumped the victim's epoch; it says nothing about its
+        // owner, so the queue keeps its age: the rest of a fan-out is taken
+        // on the next rounds, not one batch per kStealAfterNs.
+        if (stole) seen_[victim->index_].epoch = epoch;
+      } else {
         young = true;
+      }
     }
     if (stole) {
       why = woke::work;

@@ -94,8 +94,9 @@ class loop {
   void push_ready(std::coroutine_handle<> h) { ready_.push(h); }  // loop thread
   void push_remote(std::coroutine_handle<> h) noexcept;          // any thread
   void push_spawn(std::coroutine_handle<> h) noexcept;           // loop thread
-  /// Moves up to half of this loop's unstarted go blocks to `thief`.
-  bool steal_into(loop& thief) noexcept;
+  /// Moves up to half of this loop's unstarted go blocks to `thief`. On
+  /// success `*epoch_after` is spawn_epoch_ as this steal left it.
+  bool steal_into(loop& thief, std::uint32_t* epoch_after) noexcept;
   /// Wakes the loop if it sleeps, so it looks for work. Returns true if it was
   /// asleep.
   bool wake_if_sleeping() noexcept;
@@ -148,7 +149,7 @@ class loop {
  private:
   void run();
   bool take_spawns() noexcept;
-  bool move_spawns(loop& into, bool all) noexcept;
+  bool move_spawns(loop& into, bool all, std::uint32_t* epoch_after) noexcept;
   bool left_waiting(loop& victim) noexcept;
   void drain_remote() noexcept;
   void reap_completions() noexcept;

@@ -66,7 +66,8 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
 // half of them, or all when `all` (nobody else could take them). Takes and
 // releases spawn_mu_; `into`'s queue is filled after, and stolen frames move
 // from this loop's live list to into's (live_mu_ of each, one at a time).
-bool loop::move_spawns(loop& into, bool all) noexcept {
+// `*epoch_after` (if given) receives spawn_epoch_ as this move left it.
+bool loop::move_spawns(loop& into, bool all, std::uint32_t* epoch_after) noexcept {
   void* batch[kSpawnBatch];
   std::size_t k = 0;
   {
@@ -75,6 +76,7 @@ bool loop::move_spawns(loop& into, bool all) noexcept {
     while (k < want) batch[k++] = spawns_.pop().address();
     spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
     if (k != 0) spawn_epoch_.store(spawn_epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (epoch_after) *epoch_after = spawn_epoch_.load(std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < k; ++i) {
     if (&into != this) {  // a stolen go block joins the live list of the loop it runs on
@@ -92,9 +94,11 @@ bool loop::move_spawns(loop& into, bool all) noexcept {
 // go to idle loops ("idle threads take work"). Leaving half for thieves split
 // chatty go blocks across CPUs, every channel operation moving a cache line;
 // bench/NOTES.md "owner takes its spawns".
-bool loop::take_spawns() noexcept { return move_spawns(*this, true); }
+bool loop::take_spawns() noexcept { return move_spawns(*this, true, nullptr); }
 
-bool loop::steal_into(loop& thief) noexcept { return move_spawns(thief, false); }
+bool loop::steal_into(loop& thief, std::uint32_t* epoch_after) noexcept {
+  return move_spawns(thief, false, epoch_after);
+}
 
 // ---- live root frames ----
 
