@@ -109,8 +109,8 @@ const char* describe(lua_State* L, conv_error e, int bad) noexcept {
   switch (e) {
     case conv_error::bad_type:
       return lua_typename(L, bad);
-    case conv_error::cycle:
-      return "table that contains itself";
+    case conv_error::too_big:
+      return "value over the channel's max_value";
     case conv_error::too_deep:
       return "table nested too deep";
     default:
