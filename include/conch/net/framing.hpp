@@ -52,6 +52,14 @@ struct framing {
 };
 
 /// Options for listen(), connect() and bind_udp().
+///
+/// With `tls` set, options owns strings: under GCC 12 build it before a
+/// co_await instead of as a braced temporary inside one (GCC 12 may destroy
+/// such a temporary twice; LANDSCAPE.md §3.8):
+///
+///   conch::net::options o{.frame = conch::net::framing::lines()};
+///   o.tls = conch::net::tls_options{.ca_file = "ca.pem"};
+///   auto s = co_await conch::net::connect("example.test:443", o);
 struct options {
   /// How the stream is cut into frames (ignored by UDP: a datagram is a frame).
   framing frame = framing::raw();
