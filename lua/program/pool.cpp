@@ -25,6 +25,16 @@ namespace conch::lua::program {
 
 // ---- the pool ----
 
+pool::config pool::config::from(const command& cmd, unsigned cores) {
+  config cfg;
+  cfg.workers = cmd.workers != 0 ? cmd.workers : cores;
+  cfg.max_jobs = cmd.max_jobs != 0 ? cmd.max_jobs : 10 * static_cast<std::size_t>(cfg.workers);
+  cfg.max_results = cmd.max_results;
+  cfg.worker_script = cmd.worker;
+  cfg.cmd = &cmd;
+  return cfg;
+}
+
 pool::pool(runtime& rt, config cfg)
     : jobs(buffer::fixed(cfg.max_jobs)), rt_(rt), cfg_(std::move(cfg)) {}
 
@@ -279,19 +289,13 @@ int run_stdio_mode(const command& cmd) {
     std::fprintf(stderr, "conch: cannot start the runtime: %s\n", std::string(rt.status().message()).c_str());
     return kExitError;
   }
-  pool::config cfg;
-  cfg.workers = cmd.workers != 0 ? cmd.workers : cores;
-  cfg.max_jobs = cmd.max_jobs != 0 ? cmd.max_jobs : 10 * static_cast<std::size_t>(cfg.workers);
-  cfg.max_results = cmd.max_results;
-  cfg.worker_script = cmd.worker;
-  cfg.cmd = &cmd;
-  pool work(**rt, cfg);
+  pool work(**rt, pool::config::from(cmd, cores));
   work.start();
   std::pair<std::string, std::string> outcome;
   {
     auto [id, box] = work.open_box();
     {
-      state L(**rt, {.place = placement::loop(cfg.workers)});  // after the workers' loops
+      state L(**rt, {.place = placement::loop(work.cfg().workers)});  // after the workers' loops
       state_env env;
       env.what = role::handler;
       env.work = &work;

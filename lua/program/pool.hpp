@@ -49,6 +49,9 @@ class pool {
     std::size_t max_results = 0;
     std::string worker_script;
     const command* cmd = nullptr;
+    /// The pool the command line asks for: -w (default: one worker per
+    /// core), --max-jobs (default 10 per worker, slua's), --max-results.
+    static config from(const command& cmd, unsigned cores);
   };
   pool(runtime& rt, config cfg);
   ~pool();

@@ -120,13 +120,7 @@ int run_server_mode(const command& cmd) {
   std::fprintf(stderr, "conch: listening on %s\n", srv->local().to_string().c_str());
   std::fflush(stderr);
 
-  pool::config cfg;
-  cfg.workers = cmd.workers != 0 ? cmd.workers : cores;
-  cfg.max_jobs = cmd.max_jobs != 0 ? cmd.max_jobs : 10 * static_cast<std::size_t>(cfg.workers);
-  cfg.max_results = cmd.max_results;
-  cfg.worker_script = cmd.worker;
-  cfg.cmd = &cmd;
-  pool work(**rt, cfg);
+  pool work(**rt, pool::config::from(cmd, cores));
   work.start();
   unsigned handlers = cmd.handlers != 0 ? cmd.handlers : std::max(2u, cores);
   std::vector<std::thread> threads;

@@ -45,12 +45,19 @@ end
 -- at most limit_ms (default 5000): for state no channel announces. Fails
 -- with `what` if it never holds. Never a fixed sleep in its place.
 function M.eventually(cond, what, limit_ms)
+  if not M.poll(cond, limit_ms or 5000, 1) then error((what or "condition") .. ": never held", 2) end
+end
+
+-- Looks at cond() every step_ms (default 1) for at most limit_ms, running the
+-- loop in between (conch.sleep); true once it holds, false if it never did.
+function M.poll(cond, limit_ms, step_ms)
   local conch = require "conch"
-  local deadline = conch.now() + (limit_ms or 5000)
+  local deadline = conch.now() + limit_ms
   while not cond() do
-    if conch.now() >= deadline then error((what or "condition") .. ": never held", 2) end
-    conch.sleep(1)
+    if conch.now() >= deadline then return cond() end
+    conch.sleep(step_ms or 1)
   end
+  return true
 end
 
 -- Receives every value of ch until it closes, into an array.

@@ -6,13 +6,7 @@ local T = require "check"
 local drain = T.drain
 
 -- Waits (running the loop) until cond() is true; false after a generous bound.
-local function eventually(cond)
-  for _ = 1, 5000 do
-    if cond() then return true end
-    conch.sleep(1)
-  end
-  return cond()
-end
+local function eventually(cond) return T.poll(cond, 5000, 1) end
 
 local function list(t) return table.concat(t, ",") end
 

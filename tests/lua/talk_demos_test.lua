@@ -74,13 +74,7 @@ end
 local function kill(pid) os.execute("kill " .. pid .. " 2>/dev/null") end
 
 -- Polls cond() every 10 ms for up to 30 s; true once it holds.
-local function eventually(cond)
-  for _ = 1, 3000 do
-    if cond() then return true end
-    conch.sleep(10)
-  end
-  return cond()
-end
+local function eventually(cond) return T.poll(cond, 30000, 10) end
 
 local function is_socket(path) return os.execute("test -S " .. q(path)) == true end
 

@@ -13,13 +13,7 @@ end
 
 -- Polls cond() every 5 ms (running the loop) for up to 10 s (sanitizers on
 -- a busy machine); true once it holds.
-local function eventually(cond)
-  for _ = 1, 2000 do
-    if cond() then return true end
-    conch.sleep(5)
-  end
-  return cond()
-end
+local function eventually(cond) return T.poll(cond, 10000, 5) end
 
 local function count(t)
   local n = 0
