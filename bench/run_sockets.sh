@@ -77,7 +77,21 @@ for tr in $TRANSPORTS; do
         # tcp 256 x 16 KiB x 16 at 113-137k msgs/s, any later set at 153-170k
         # (src/README.md, Start-up). The C servers' state is static.
         [ "$WARM" != 0 ] && "${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$WARM" > /dev/null
-        line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid")
+        # Exit 2: nothing listened at the target (seen in CI: a reference
+        # server that had said "ready" refused connections for 2 s). Say what
+        # the server left in its log, start it again once; exit 1 (a wrong
+        # echo) still fails at once.
+        rc=0
+        line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid") || rc=$?
+        if [ $rc = 2 ]; then
+          echo "cell $srv $tr $c x $size: nothing listened at $target (server $(kill -0 $pid 2>/dev/null && echo alive || echo gone)); log:" >&2
+          cat /tmp/conch-bench-$$-$srv.log >&2
+          kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+          start_server "$srv" "$tr"
+          rc=0
+          line=$("${pin_gen[@]}" "$B/conch_bench_sock_loadgen" "$target" "$c" "$size" "$depth" "$SECS" "$pid") || rc=$?
+        fi
+        [ $rc = 0 ] || exit $rc
         echo "run=$run server=$srv transport=$tr $line" | tee -a "$results"
         kill $pid; wait $pid 2>/dev/null || true
         pid=""

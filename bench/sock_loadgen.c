@@ -11,7 +11,8 @@
 // starting at offset (7k + 3c) mod 251, so a lost, repeated, reordered or
 // altered chunk shows. A mismatch, more bytes than were sent, or no message
 // echoed in the measurement window ends the run with exit status 1 and a
-// line on stderr. Latency is send-to-last-byte per message. After
+// line on stderr; a connection that cannot be made (after 2 s of refusals)
+// with exit status 2 and a line on stderr. Latency is send-to-last-byte per message. After
 // a warm-up of a quarter of the run (at least 0.3 s) the measurement window
 // starts; if a server pid is given, the server's CPU time (the sum of
 // /proc/<pid>/task/*/schedstat, in ns, all its threads and io_uring workers)
@@ -257,7 +258,7 @@ int main(int argc, char** argv) {
       usleep(10000);
     if (c->fd < 0) {
       fprintf(stderr, "sock_loadgen: connect to %s: %s\n", target, strerror(errno));
-      return 1;
+      return 2;  // no server there: the caller may start it again (run_sockets.sh)
     }
     c->sent_at = calloc(g_depth, sizeof(uint64_t));
     c->want_send = (int)g_depth;
