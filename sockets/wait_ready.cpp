@@ -183,7 +183,8 @@ task<absl::StatusOr<int>> wait_ready(std::span<pollfd> fds, std::chrono::nanosec
     }
     detail::wait_guard g{l};
     g.w = detail::arm(l, fds, left);
-    co_await detail::first_completion{g.w};
+    detail::first_completion fired{g.w};  // named: no braced temporary inside co_await (GCC 12)
+    co_await fired;
     detail::release(l, std::exchange(g.w, nullptr), true);
     n = detail::poll_now(fds);
     // A poll completion can be stale (the data was taken meanwhile): then wait again.

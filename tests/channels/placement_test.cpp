@@ -125,8 +125,9 @@ TEST_CASE("two CPU-bound go blocks placed least_busy run on different loops at t
     chan<spin_result> a = conch::go_on(placement::least_busy(), spinner(&started, 2));
     chan<spin_result> b = conch::go_on(placement::least_busy(), spinner(&started, 2));
     std::vector<spin_result> out;
-    out.push_back((co_await conch::test::recv_within(a, 30s)).value.value_or(spin_result{}));
-    out.push_back((co_await conch::test::recv_within(b, 30s)).value.value_or(spin_result{}));
+    const spin_result none;  // named: no braced temporary inside co_await (GCC 12)
+    out.push_back((co_await conch::test::recv_within(a, 30s)).value.value_or(none));
+    out.push_back((co_await conch::test::recv_within(b, 30s)).value.value_or(none));
     co_return out;
   }());
   CHECK(got[0].saw_all);
