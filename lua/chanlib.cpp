@@ -223,6 +223,12 @@ int l_chan(lua_State* L) {
   push_new_chan(L, [&b, limit] {
     return std::make_shared<const any_chan>(conch::chan<value>(b), limit);
   });
+  // The slots live outside Lua's heap, where its collector cannot see them:
+  // a script making big channels in a loop would run out of memory before a
+  // cycle freed the unreachable ones (found by the lua_options fuzz target).
+  // Count a big buffer as that much allocation, so the collector keeps pace.
+  const std::size_t kib = b.capacity * sizeof(value) / 1024;
+  if (kib >= 1024) lua_gc(L, LUA_GCSTEP, static_cast<int>(kib));  // at most 2^24 slots: fits an int
   return 1;
 }
 
