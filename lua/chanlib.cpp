@@ -191,7 +191,7 @@ const luaL_Reg chan_metamethods[] = {
 
 // The largest Lua channel capacity (2^24 slots): a channel allocates its
 // slots up front, so conch.chan(2^32) would exhaust memory (or kill the
-// process) instead of failing. Documented in lua/README.md.
+// process) instead of failing. Documented in lua/DROPINS.md.
 constexpr lua_Integer kMaxCapacity = lua_Integer{1} << 24;
 
 const char* const chan_option_keys[] = {"fixed", "dropping", "sliding", "max_value", nullptr};
