@@ -39,6 +39,8 @@ DEBIAN_PACKAGES := g++ make cmake pkg-config time \
 # TLS and conch.util (issue 14); the JSON comparison's rivals and documents.
 DEBIAN_PACKAGES += libssl-dev openssl libpcre2-dev rapidjson-dev \
   lua-cjson iso-codes libjansson-dev libjson-c-dev libyajl-dev nlohmann-json3-dev
+# The Lua echo comparison's peers (bench/run_lua_echo.sh, issue 17).
+DEBIAN_PACKAGES += lua-cqueues lua-luv
 
 # Tests labelled `bench` are the benchmarks' smoke runs at quick sizes: each
 # checks what it received (sums, echoed bytes) and exits non-zero otherwise;

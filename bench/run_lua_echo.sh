@@ -9,7 +9,8 @@
 # generator (conch_bench_sock_loadgen) pinned to CPU 1. Cells: TCP, 16 and 256 connections,
 # 64 B and 16 KiB messages, one in flight. cqueues and luv run if their Debian packages
 # (lua-cqueues, lua-luv) are installed, the real lsocket if LSOCKET_REAL names its
-# lsocket.so; each missing one is reported and left out. Prints the generator's lines, then
+# lsocket.so; each missing one is reported and left out (in --smoke, a missing cqueues or luv
+# fails the run: `make deps` installs them). Prints the generator's lines, then
 # per cell each server's msgs/s and server CPU ns per message, and lsocket-on-conch's and
 # conch's ratios to the best of cqueues and luv (msgs/s: higher is better; CPU: lower).
 set -euo pipefail
@@ -22,7 +23,8 @@ RUNS=${RUNS:-1}
 CONNS=${CONNS:-"16 256"}
 SIZES=${SIZES:-"64 16384"}
 SERVERS=${SERVERS:-"conch lsocket cqueues luv real"}
-if ((smoke)); then SECS=0.3; CONNS=4; SIZES="64 16384"; SERVERS="conch lsocket"; fi
+# Smoke: every server for a moment at each size (the real lsocket only when LSOCKET_REAL is set).
+if ((smoke)); then SECS=0.3; CONNS=4; SIZES="64 16384"; SERVERS="conch lsocket cqueues luv real"; fi
 LUA=${LUA:-lua5.4}
 gen=$B/bench/conch_bench_sock_loadgen
 [[ -x $gen ]] || { echo "no $gen: build conch_bench_sock_loadgen first"; exit 1; }
@@ -46,7 +48,10 @@ cpath_for() {
 }
 servers=()
 for s in $SERVERS; do
-  if [[ -n $(cpath_for "$s") ]]; then servers+=("$s"); else echo "note: $s not available here, left out"; fi
+  if [[ -n $(cpath_for "$s") ]]; then servers+=("$s")
+  elif ((smoke)) && [[ $s == cqueues || $s == luv ]]; then
+    echo "lua-$s is not installed (a DEBIAN_PACKAGES dependency): run make deps"; exit 1
+  else echo "note: $s not available here, left out"; fi
 done
 
 results=$work/results

@@ -13,7 +13,9 @@
 // Lock order: no lock is held here; channel operations lock their channel.
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
+#include <string>
 
 #include "conch/chan/buffer.hpp"
 #include "lua/bridge.hpp"
@@ -39,10 +41,27 @@ int k_send(lua_State* L, int, lua_KContext ctx) {
 }
 
 int k_recv(lua_State* L, int, lua_KContext ctx) {
-  request* r = host_from(ctx)->op_request();
+  host* h = host_from(ctx);
+  request* r = h->op_request();
   if (!push_received(L, r, 0)) lua_pushnil(L);  // closed and drained
+  op_case& c = r->cases[0];
+  // A received string is in Lua now: keep its buffer for the next string send.
+  if (c.full && c.type == elem::string) h->keep_spare(std::move(*static_cast<std::string*>(c.slot.raw())));
   r->clear();
   return 1;
+}
+
+// Builds the string [p, p+n) in raw storage `out`, in the host's spare
+// buffer when it has one (see host::keep_spare). Never raises.
+conv_error build_string(host* h, void* out, const char* p, std::size_t n) noexcept {
+  auto* s = new (out) std::string(h->take_spare());
+  try {
+    s->assign(p, n);
+  } catch (const std::bad_alloc&) {
+    std::destroy_at(s);
+    return conv_error::no_memory;
+  }
+  return conv_error::none;
 }
 
 // Prepares a single operation on channel ud (argument 1) in the running
@@ -63,7 +82,15 @@ request* prepare_single(lua_State* L, host* h, bool is_send) {
   if (is_send) {
     int bad = LUA_TNONE;
     std::size_t limit = ud->box->max_value();
-    conv_error e = to_elem(L, 2, c.type, c.slot.raw(), &bad, limit);
+    conv_error e;
+    if (c.type == elem::string && lua_type(L, 2) == LUA_TSTRING) {
+      // The common string send (an echo's): no allocation when a buffer is spare.
+      std::size_t n = 0;
+      const char* p = lua_tolstring(L, 2, &n);
+      e = build_string(h, c.slot.raw(), p, n);
+    } else {
+      e = to_elem(L, 2, c.type, c.slot.raw(), &bad, limit);
+    }
     if (e != conv_error::none) {
       // Not convertible: nothing was built; raise with the request idle.
       r->clear();
@@ -164,7 +191,7 @@ const luaL_Reg chan_metamethods[] = {
 
 // The largest Lua channel capacity (2^24 slots): a channel allocates its
 // slots up front, so conch.chan(2^32) would exhaust memory (or kill the
-// process) instead of failing. Documented in lua/README.md.
+// process) instead of failing. Documented in lua/DROPINS.md.
 constexpr lua_Integer kMaxCapacity = lua_Integer{1} << 24;
 
 const char* const chan_option_keys[] = {"fixed", "dropping", "sliding", "max_value", nullptr};

@@ -68,9 +68,10 @@ void destroy_elem(elem t, void* p) noexcept {
 
 chan_ud* to_chan_ud(lua_State* L, int idx) noexcept {
   // A full userdata of our size whose first word is our magic: cheaper than
-  // comparing metatables on every channel operation.
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(chan_ud)) return nullptr;
+  // comparing metatables on every channel operation. lua_touserdata is null
+  // for anything but userdata; lua_rawlen is 0 for a light one.
   auto* ud = static_cast<chan_ud*>(lua_touserdata(L, idx));
+  if (ud == nullptr || lua_rawlen(L, idx) != sizeof(chan_ud)) return nullptr;
   return ud->magic == chan_ud::kMagic && ud->core != nullptr ? ud : nullptr;  // null once collected
 }
 

@@ -9,33 +9,37 @@
 //   local revents = ready:recv()              -- parks until it polls readable
 //   local chunk = conch.fd_read(0)            -- one read(2), up to 4096 bytes
 //
-// A watch is one poll(2) on the runtime's blocking pool (conch::thread),
-// over the watched descriptor and the watch's own eventfd, which cancel()
-// signals; so a watch never holds up the runtime's teardown once cancelled.
-// Each armed watch holds one blocking-pool thread (runtime_options::
-// max_blocking_threads, 256 by default): meant for a few descriptors (stdin,
-// a pipe), not for thousands; conch's own sockets need no watch.
+// A watch is a go block on the home loop awaiting net::wait_ready (io_uring
+// POLL_ADD, sockets/wait_ready.cpp, the mechanism lsocket's select uses) over
+// the watched descriptor and the watch's own eventfd, which cancel()
+// signals. No thread is held while a watch waits: a watch costs two
+// POLL_ADDs on the loop's ring and an eventfd, so thousands may be armed.
+// At runtime teardown a watch still waiting is dropped with its go block.
 //
 // Invariants:
-//  - A watch is shared by its poll job and its holder userdata; the job
-//    sends at most one value on `ready` and closes it (empty when cancelled
-//    or when poll(2) failed).
+//  - A watch is shared by its go block and its holder userdata; the go
+//    block sends at most one value on `ready` and closes it (empty when
+//    cancelled or when the wait failed).
 //  - The holder's __gc (and the cancel closure) signal the eventfd, so an
 //    abandoned watch ends, and a state closing with watches armed (their
 //    holders are collected before the host, which was made first) never
 //    waits on a descriptor that stays quiet.
+//  - The go block's pollfds live in the shared watch, so they outlive the
+//    wait_ready task that reads them.
 // Lock order: no lock is held here.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
 
 #include "conch/chan/go.hpp"
+#include "conch/net/wait_ready.hpp"
 #include "lua/bridge.hpp"
 
 namespace conch::lua::detail {
@@ -46,6 +50,7 @@ struct fd_watch {
   int fd = -1;
   int cancel_fd = -1;  // eventfd: readable once cancel() ran
   conch::chan<std::int64_t> ready{1};
+  pollfd fds[2] = {};  // the go block's wait: fd, then cancel_fd
 
   fd_watch() = default;
   fd_watch(const fd_watch&) = delete;
@@ -72,14 +77,13 @@ void delete_watch(void* p) noexcept {
   delete ref;
 }
 
-// Runs on the blocking pool: waits for fd (or the cancel) and reports.
-void poll_job(const std::shared_ptr<fd_watch>& w) noexcept {
-  pollfd p[2] = {{w->fd, POLLIN, 0}, {w->cancel_fd, POLLIN, 0}};
-  int n;
-  do n = ::poll(p, 2, -1);
-  while (n < 0 && errno == EINTR);
+// The watch's go block, on the home loop: waits for fd (or the cancel) and reports.
+conch::task<void> watch_body(std::shared_ptr<fd_watch> w) {
+  w->fds[0] = pollfd{w->fd, POLLIN, 0};
+  w->fds[1] = pollfd{w->cancel_fd, POLLIN, 0};
+  absl::StatusOr<int> n = co_await net::wait_ready(w->fds, std::chrono::nanoseconds(-1));
   // Cancelled or failed: closes empty. Else the descriptor's revents.
-  if (n > 0 && p[1].revents == 0 && p[0].revents != 0) w->ready.try_send(p[0].revents);
+  if (n.ok() && *n > 0 && w->fds[1].revents == 0 && w->fds[0].revents != 0) w->ready.try_send(w->fds[0].revents);
   w->ready.close();
 }
 
@@ -127,7 +131,7 @@ int l_fd_watch(lua_State* L) {
   }
   fd_watch* w = static_cast<watch_ref*>(hd->p)->w.get();
   push_new_chan(L, [w] { return w->ready; });  // index 3
-  // Start the poll on the blocking pool (conch::thread needs a runtime thread).
+  // Start the watch's go block on the home loop (wait_ready needs a runtime thread).
   struct start_args {
     std::shared_ptr<fd_watch> w;
     bool ok;
@@ -138,7 +142,7 @@ int l_fd_watch(lua_State* L) {
       [](void* p) noexcept {
         auto* s = static_cast<start_args*>(p);
         try {
-          conch::thread([w = s->w] { poll_job(w); });
+          conch::go(watch_body(s->w));
           s->ok = true;
         } catch (...) {
           // Out of memory: s->ok stays false.

@@ -252,6 +252,18 @@ class host {
   bool is_parked(lua_State* co) const noexcept { return parked_.contains(co); }
   std::size_t live_tasks() const noexcept { return by_thread_.size(); }
 
+  // ---- a spare string buffer (the baton holder's) ----
+  /// The largest buffer kept: one per state, so memory stays bounded.
+  static constexpr std::size_t kMaxSpare = 64 * 1024;
+  /// Keeps the buffer of a string whose bytes were pushed to Lua (a received
+  /// chunk), unless a larger one is kept already or it is over kMaxSpare.
+  /// The next string send builds in it, so an echo allocates nothing.
+  void keep_spare(std::string&& s) noexcept {
+    if (s.capacity() > spare_.capacity() && s.capacity() <= kMaxSpare) spare_ = std::move(s);
+  }
+  /// The kept buffer (empty contents), or an empty string.
+  std::string take_spare() noexcept { return std::move(spare_); }
+
   // ---- timers ----
   /// Arms `t` on the home loop (directly, or through the control queue from
   /// the outside thread). The heap owns t until it fires or is dropped.
@@ -336,6 +348,8 @@ class host {
   std::vector<command> cmds_;
   bool control_scheduled_ = false;
   std::coroutine_handle<> control_;
+
+  std::string spare_;  // keep_spare/take_spare: touched only by the baton holder
 
   std::mutex call_mu_;
   bool dead_ = false;     // shutdown started

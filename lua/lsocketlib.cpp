@@ -13,7 +13,7 @@
 // it blocks the caller as lsocket's does while conch's loop runs meanwhile
 // (the state's go blocks too; with none alive, it simply blocks in ppoll).
 //
-// Where conch deliberately differs from lsocket 1.4 (also in lua/README.md):
+// Where conch deliberately differs from lsocket 1.4 (also in lua/DROPINS.md):
 // select has no FD_SETSIZE limit (poll, not select(2)); recv/recvfrom with a
 // size below 1 is an argument error (lsocket returned nil, "closed");
 // resolve and getinterfaces skip non-IP entries (lsocket 1.4 loops forever

@@ -16,6 +16,8 @@
 //    channels as values (lua/convert.cpp) and come back, in the same state,
 //    as the same userdata (obj_cache_key, keyed by their first channel).
 // Lock order: no lock is held here.
+#include <cstddef>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -99,30 +101,32 @@ void set_chan_field(lua_State* L, const conch::chan<T>& c, int uv) {
 }
 
 // __index for objects: field names map to user values, the rest to methods
-// (upvalue 2). fields: {name, user value index} pairs, null-terminated.
+// (upvalue 2). fields: {name, its length, user value index}, null-terminated.
+// `s.output:send(x)` runs this once per message: compare lengths first, no strlen.
 struct field {
   const char* name;
+  std::size_t len;
   int uv;
 };
 
 int index_with(lua_State* L, const field* fields) {
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    std::string_view k = lua_tostring(L, 2);
+  std::size_t n = 0;
+  const char* k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : nullptr;
+  if (k != nullptr)
     for (const field* f = fields; f->name != nullptr; ++f)
-      if (k == f->name) {
+      if (n == f->len && std::memcmp(k, f->name, n) == 0) {
         // A field: its channel.
         lua_getiuservalue(L, 1, f->uv);
         return 1;
       }
-  }
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(2));
   return 1;
 }
 
-const field sock_fields[] = {{"input", 1}, {"in", 1}, {"output", 2}, {"out", 2}, {nullptr, 0}};
-const field srv_fields[] = {{"connections", 1}, {nullptr, 0}};
-const field udp_fields[] = {{"input", 1}, {"in", 1}, {"output", 2}, {"out", 2}, {nullptr, 0}};
+const field sock_fields[] = {{"output", 6, 2}, {"input", 5, 1}, {"in", 2, 1}, {"out", 3, 2}, {nullptr, 0, 0}};
+const field srv_fields[] = {{"connections", 11, 1}, {nullptr, 0, 0}};
+const field udp_fields[] = {{"output", 6, 2}, {"input", 5, 1}, {"in", 2, 1}, {"out", 3, 2}, {nullptr, 0, 0}};
 
 int sock_index(lua_State* L) { return index_with(L, sock_fields); }
 int srv_index(lua_State* L) { return index_with(L, srv_fields); }

@@ -12,6 +12,7 @@
 // Lock order: remote_mu_ is a leaf (a channel lock may be held around it).
 #include "src/loop.hpp"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -56,7 +57,9 @@ constexpr std::int64_t kLingerTickNs = 1'000'000;
 // Valgrind runs one thread at a time and treats io_uring_enter as a call that
 // does not block, so a loop waiting in it would starve every other thread
 // (liburing#657). Under valgrind (its preload library is in LD_PRELOAD) the
-// loops wait at most 1 ms at a time, so callgrind and memcheck work.
+// loops wait at most 1 ms at a time and then sched_yield (which valgrind
+// does treat as a yield), so callgrind and memcheck work, also when another
+// thread (a Lua state's outside thread) must run for the loop to progress.
 bool under_valgrind() noexcept {
   static const bool yes = [] {
     const char* p = std::getenv("LD_PRELOAD");
@@ -414,6 +417,7 @@ loop::woke loop::sleep_until_work() noexcept {
       io_uring_cqe* cqe = nullptr;
       const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       ticked = rc == -ETIME && !deep && wait < until_timer;
+      if (under_valgrind()) sched_yield();  // valgrind held its lock through the wait: let the others run
     }
   }
   std::lock_guard lk(remote_mu_);

@@ -30,7 +30,7 @@
 --  - A client or connection is finalizable only once its socket exists (its
 --    metatable with __gc is set after), so Lua finalizes it before its socket
 --    and channels: at the script's end its __gc can still flush them.
--- Where this differs from luatalk on purpose: lua/README.md ("conch.talk").
+-- Where this differs from luatalk on purpose: lua/DROPINS.md ("conch.talk").
 local conch = require "conch"
 
 local talk = {}

@@ -104,6 +104,7 @@ end
 
 local function readme_pair(server_script, client_script, path, runs)
   local out = tmp .. "/server.out"
+  os.remove(path)  -- as in demo_pair
   spawn(server_script, path, out)
   T.ok(eventually(function() return is_socket(path) end), "the server listens on " .. path)
   local failed = 0
@@ -124,6 +125,9 @@ end
 
 local function demo_pair(server_script, client_script, path, lines)
   local sout, cout = tmp .. "/talkserver.out", tmp .. "/talk.out"
+  -- A killed server leaves its socket file: without this the wait below could
+  -- see the last test's file before this server listens (connection refused).
+  os.remove(path)
   spawn(server_script, path, sout)
   T.ok(eventually(function() return is_socket(path) end), "the server listens on " .. path)
   lines = lines or { "hello", "world" }

@@ -314,6 +314,72 @@ T.test("conch.fd_watch and fd_read: a closed descriptor polls POLLNVAL; bad argu
   cancel()
 end)
 
+-- A connected TCP pair of plain descriptors (lsocket's sockets): client, accepted.
+local function fd_pair()
+  local ls = require "lsocket"
+  local srv = assert(ls.bind("127.0.0.1", 0, 10))
+  local c = assert(ls.connect("127.0.0.1", srv:info("socket").port))
+  local r = ls.select({ srv }, 10)
+  T.ok(r and r[1] == srv, "connection pending within 10 s")
+  local a = assert(srv:accept())
+  srv:close()
+  return c, a
+end
+
+-- Within 10 s, the value ch gives (nil if it closed empty); fails on a time out.
+local function within(ch, what)
+  local v, got = conch.select { ch, conch.timeout(10000) }
+  T.ok(got == ch, (what or "watch") .. " answered within 10 s")
+  return v
+end
+
+T.test("conch.fd_watch waits on the loop's ring: quiet until data arrives, one report, then closed", function()
+  local c, a = fd_pair()
+  local ready, cancel = conch.fd_watch(a:getfd())
+  conch.sleep(0)  -- the watch's go block runs: armed on a quiet descriptor
+  T.eq(ready:try_recv(), nil, "nothing to read: no report")
+  T.eq(ready:closed(), false)
+  local outcome = conch.go(function() return ready:recv() end)  -- parks only this go block
+  T.ok(c:send("x"), "sent")
+  T.eq(within(outcome, "the parked go block"), 1, "POLLIN once the byte arrived")
+  T.eq(ready:recv(), nil, "one report, then closed")
+  T.eq(a:recv(1), "x", "the watch consumed nothing")
+  cancel()  -- after the report: harmless
+  -- Hang-up: readable with POLLHUP or EOF; a report either way.
+  local ready2 = conch.fd_watch(a:getfd())
+  c:close()
+  T.ok(within(ready2, "hang-up") & 1 == 1, "POLLIN (end of file) after the peer closed")
+  a:close()
+end)
+
+T.test("conch.fd_watch: cancel() and collection end a watch; 300 armed at once hold no thread", function()
+  local c, a = fd_pair()
+  local ready, cancel = conch.fd_watch(a:getfd())
+  cancel()
+  T.eq(within(ready, "cancelled watch"), nil, "cancel() closes it empty")
+  cancel()  -- idempotent
+  local dropped = conch.fd_watch(a:getfd())  -- its cancel closure is garbage at once
+  collectgarbage()
+  collectgarbage()
+  T.eq(within(dropped, "collected watch"), nil, "collecting the cancel closure cancels the watch")
+  -- More quiet watches than the blocking pool has threads (256): each was a
+  -- thread once; now a further watch still reports.
+  local quiet = {}
+  for i = 1, 300 do
+    local r, k = conch.fd_watch(a:getfd())
+    T.ok(r, "watch " .. i)
+    quiet[i] = { r, k }
+  end
+  local c2, a2 = fd_pair()
+  local ready2, cancel2 = conch.fd_watch(a2:getfd())
+  T.ok(c2:send("y"), "sent")
+  T.eq(within(ready2, "watch 301"), 1, "the 301st watch reports POLLIN")
+  for _, q in ipairs(quiet) do q[2]() end
+  for i, q in ipairs(quiet) do T.eq(within(q[1], "quiet watch " .. i), nil, "cancelled") end
+  cancel2()
+  for _, s in ipairs { c, a, c2, a2 } do s:close() end
+end)
+
 T.test("the script may end with a server and clients still open (the state closes, flushing)", function()
   local path = tmp_path()
   local server = talk.SocketServer()
