@@ -227,7 +227,7 @@ host* host_up(lua_State* L) { return static_cast<host*>(lua_touserdata(L, lua_up
 conv_error make_envelope(lua_State* L, std::int64_t box, void* slot, int* bad) noexcept {
   try {
     auto t = std::make_shared<table>();
-    t->entries.reserve(3);
+    t->entries.reserve(lua_isnoneornil(L, 3) ? 2 : 3);  // box, job; space only for a bounded box
     t->entries.emplace_back(value(std::int64_t{1}), value(box));
     for (int i = 2; i <= 3; ++i) {
       if (lua_isnoneornil(L, i)) continue;  // a nil job travels as a missing entry
