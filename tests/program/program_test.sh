@@ -231,6 +231,39 @@ LUA
   run timeout 60 "$CONCH" handler.lua worker.lua -w 1; expect_status 0
   expect_out "fine!"
   ;;
+job_values)
+  # Every kind of job travels and comes back to its handler: nil, false,
+  # numbers, a nested table, and a job a worker submits while serving one.
+  cat >handler.lua <<'LUA'
+work.submit(nil)
+work.submit(false)
+work.submit(42)
+work.submit(1.5)
+work.submit({a = {b = "deep"}, 1, 2})
+work.submit("spawn")  -- its worker submits "child", answered to this handler
+local seen = {}
+for i = 1, 7 do seen[i] = assert(work.collect()) end
+assert(not work.active(), "nothing left outstanding")
+table.sort(seen)
+print(table.concat(seen, " "))
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  assert(work.job == j, "work.job is the accepted job")
+  if j == "spawn" then
+    work.submit("child")
+    work.answer("spawn")
+  elseif type(j) == "table" then
+    work.answer("table:" .. j.a.b .. ":" .. #j)
+  else
+    work.answer(type(j) .. ":" .. tostring(j))
+  end
+end
+LUA
+  run timeout 60 "$CONCH" handler.lua worker.lua -w 2; expect_status 0
+  expect_out "boolean:false nil:nil number:1.5 number:42 spawn string:child table:deep:2"
+  ;;
 worker_fails_at_start)
   readme_scripts
   echo 'error("broken worker")' >worker.lua
