@@ -276,6 +276,16 @@ int p_send_job(lua_State* L) {
   }
   c.full = true;
   count_outstanding(p, id, 1);
+  // Code that cannot wait here (a metamethod, table.sort...) gets run_op's
+  // error when the queue is full: poll instead, so the count is undone first.
+  if (h->current() != nullptr ? !h->can_park(L) : h->on_home_loop()) {
+    if (r->start(nullptr) < 0) {
+      r->clear();
+      count_outstanding(p, id, -1);
+      return detail::raise_not_yieldable(L);
+    }
+    return k_send_job(L, LUA_OK, detail::host_ctx(h));
+  }
   return detail::run_op(L, h, r, k_send_job);
 }
 

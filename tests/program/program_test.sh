@@ -264,6 +264,42 @@ LUA
   run timeout 60 "$CONCH" handler.lua worker.lua -w 2; expect_status 0
   expect_out "boolean:false nil:nil number:1.5 number:42 spawn string:child table:deep:2"
   ;;
+submit_cannot_wait)
+  # A submit that finds the queue full where it cannot wait (inside
+  # table.sort) is an error, and that job is not left counted: the others
+  # are collected and nothing stays outstanding.
+  cat >handler.lua <<'LUA'
+work.submit("hold")  -- the one worker holds it until the file "go" exists
+work.submit("a")     -- fills the queue (--max-jobs 1) once "hold" is taken
+local t = {2, 1}
+local ok, err = pcall(table.sort, t, function(x, y)
+  while work.backlog() == 0 do os.usleep(1000) end  -- "a" still queued: the worker holds "hold"
+  work.submit("b")
+  return x < y
+end)
+assert(not ok and err:find("cannot wait"), "submit that cannot wait: " .. tostring(err))
+io.open("go", "w"):close()
+local got = {work.collect(), work.collect()}
+table.sort(got)
+assert(not work.active(), "the refused job is not outstanding")
+print(table.concat(got, " "))
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  if j == "hold" then
+    for _ = 1, 60000 do  -- at most 60 s
+      local f = io.open("go")
+      if f then f:close() break end
+      os.usleep(1000)
+    end
+  end
+  work.answer(j .. "!")
+end
+LUA
+  run timeout 90 "$CONCH" handler.lua worker.lua -w 1 --max-jobs 1; expect_status 0
+  expect_out "a! hold!"
+  ;;
 worker_fails_at_start)
   readme_scripts
   echo 'error("broken worker")' >worker.lua
