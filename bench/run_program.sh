@@ -1,9 +1,12 @@
 #!/bin/bash
 # bench/run_program.sh: the `conch` program's worker pool, cells side by side in one run.
-#   CONCH=build/lua/conch JOBS=100000 CPU_JOBS=4000 [SLUA=/path/to/slua] bench/run_program.sh
-# Prints `bench=program param=<cell> value=<jobs/s> unit=jobs/s` per cell
-# (wall time of the whole process, start-up included), then the ratios the
-# issue asks for. With SLUA, the same handler/worker pair runs under slua
+#   CONCH=build/lua/conch JOBS=100000 CPU_JOBS=4000 [REPS=5] [SLUA=/path/to/slua] bench/run_program.sh
+# Prints `bench=program param=<cell> value=<jobs/s> unit=jobs/s min=.. max=..`
+# per cell: the median of REPS runs (default 1) and their spread; then the
+# ratios the issue asks for (of the medians). The CPU cells also print each
+# loop thread's CPU time (ms, last run) and
+# `parallelism` = the loops' CPU time over the elapsed time (above 1 only if
+# the two workers ran side by side). With SLUA, the same handler/worker pair runs under slua
 # (its -wp worker-pool option; -sm SLUA_SM MB of shared store, default 1024,
 # or its 100k queued jobs fail with "store is full") for the tiny-job cells.
 set -eu
@@ -12,6 +15,7 @@ CONCH=${CONCH:-$HERE/../build/lua/conch}
 JOBS=${JOBS:-100000}
 CPU_JOBS=${CPU_JOBS:-4000}
 SLUA=${SLUA:-}
+REPS=${REPS:-1}
 SERIAL_JOBS=$(( JOBS / 10 ))
 
 # cell NAME JOBS MODE -- command...: runs it, prints jobs/s, sets RATE. The
@@ -21,14 +25,26 @@ SERIAL_JOBS=$(( JOBS / 10 ))
 cell() {
   local name=$1 n=$2 mode=$3
   shift 4
-  local t0 t1 ms
-  t0=$(date +%s%N)
-  MODE=$mode JOBS=$n "$@" >/dev/null 2>"$TMP/err"
-  t1=$(date +%s%N)
-  ms=$(sed -n 's/^elapsed_ms=//p' "$TMP/err")
-  [ -n "$ms" ] || ms=$(awk -v ns=$(( t1 - t0 )) 'BEGIN { print ns / 1e6 }')
-  RATE=$(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1e3) }')
-  echo "bench=program param=$name value=$RATE unit=jobs/s"
+  local t0 t1 ms rates=() r
+  for r in $(seq 1 "$REPS"); do
+    t0=$(date +%s%N)
+    MODE=$mode JOBS=$n "$@" >/dev/null 2>"$TMP/err"
+    t1=$(date +%s%N)
+    ms=$(sed -n 's/^elapsed_ms=//p' "$TMP/err")
+    [ -n "$ms" ] || ms=$(awk -v ns=$(( t1 - t0 )) 'BEGIN { print ns / 1e6 }')
+    rates+=("$(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1e3) }')")
+  done
+  read -r RATE lo hi < <(printf '%s\n' "${rates[@]}" | sort -n |
+    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[1], v[NR] }')
+  echo "bench=program param=$name value=$RATE unit=jobs/s min=$lo max=$hi"
+  if [ "$mode" = cpu ] && grep -q '^thread1_cpu_ms=' "$TMP/err"; then
+    local l1 l2
+    l1=$(sed -n 's/^thread1_cpu_ms=//p' "$TMP/err")
+    l2=$(sed -n 's/^thread2_cpu_ms=//p' "$TMP/err")
+    echo "bench=program param=${name}_loop_cpu value=$l1,$l2 unit=ms"
+    awk -v a="$l1" -v b="$l2" -v ms="$ms" -v name="$name" \
+      'BEGIN { printf "bench=program param=%s_parallelism value=%.2f unit=x\n", name, (a + b) / ms }'
+  fi
 }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

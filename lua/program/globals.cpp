@@ -50,7 +50,9 @@ int install_fn(lua_State* L) {
   if (env.what != role::script) {
     mailbox* box = nullptr;
     if (env.what == role::handler) box = env.work->find_box(env.box).get();  // the handler's thread keeps it alive
-    add_pool_functions(L, env.work, box);
+    detail::host* h = detail::host::find(L);  // the conch module above made it
+    if (h == nullptr) return luaL_error(L, "conch: the state has no conch host");
+    add_pool_functions(L, env.work, box, h);
     lua_pushinteger(L, env.box);
     lua_setfield(L, -2, "box");
     lua_pushinteger(L, env.worker_index);

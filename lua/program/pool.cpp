@@ -125,6 +125,14 @@ void pool::worker_loop(unsigned index) {
 
 namespace {
 
+using detail::conv_error;
+using detail::elem;
+using detail::host;
+using detail::host_from;
+using detail::op;
+using detail::op_case;
+using detail::request;
+
 pool* pool_of(lua_State* L) { return static_cast<pool*>(lua_touserdata(L, lua_upvalueindex(1))); }
 
 enum class put_result { ok, full, gone };
@@ -208,12 +216,113 @@ void count_outstanding(pool* p, int id, std::int64_t delta) noexcept {
   }
 }
 
-// P.submitted(box, delta)
-int p_submitted(lua_State* L) {
-  int id = static_cast<int>(luaL_checkinteger(L, 1));
-  lua_Integer delta = luaL_checkinteger(L, 2);
-  count_outstanding(pool_of(L), id, delta);
-  return 0;
+// ---- jobs: envelopes built and read in C (no Lua table per job) ----
+
+host* host_up(lua_State* L) { return static_cast<host*>(lua_touserdata(L, lua_upvalueindex(2))); }
+
+// Builds the envelope {box, job, space} in `slot` from the job at stack
+// index 2 (absent when nil) and the bounded box's space bell at index 3
+// (absent when unbounded). noexcept: to_value calls no raising Lua API;
+// nothing is built unless it returns none.
+conv_error make_envelope(lua_State* L, std::int64_t box, void* slot, int* bad) noexcept {
+  try {
+    auto t = std::make_shared<table>();
+    t->entries.reserve(lua_isnoneornil(L, 3) ? 2 : 3);  // box, job; space only for a bounded box
+    t->entries.emplace_back(value(std::int64_t{1}), value(box));
+    for (int i = 2; i <= 3; ++i) {
+      if (lua_isnoneornil(L, i)) continue;  // a nil job travels as a missing entry
+      value v;
+      conv_error e = detail::to_value(L, i, &v, bad);
+      if (e != conv_error::none) return e;
+      t->entries.emplace_back(value(std::int64_t{i}), std::move(v));
+    }
+    new (slot) value(value::table_ptr(std::move(t)));
+    return conv_error::none;
+  } catch (const std::bad_alloc&) {
+    return conv_error::no_memory;
+  }
+}
+
+// Continuation of P.send_job: true once sent; false (and the job uncounted)
+// when the pool has stopped.
+int k_send_job(lua_State* L, int, lua_KContext ctx) {
+  request* r = host_from(ctx)->op_request();
+  bool ok = r->ok;
+  r->clear();
+  if (!ok) count_outstanding(pool_of(L), lua_tointeger(L, 1), -1);  // the stack still holds box
+  lua_pushboolean(L, ok ? 1 : 0);
+  return 1;
+}
+
+// P.send_job(box, job, space) -> true | false: jobs:send({box, job, space})
+// without the Lua table, counted in box's `outstanding` first (a fast worker
+// may answer before the send returns). Raises if the job cannot travel.
+int p_send_job(lua_State* L) {
+  std::int64_t id = luaL_checkinteger(L, 1);
+  pool* p = pool_of(L);
+  host* h = host_up(L);
+  request* r = detail::get_request(L, h);
+  if (!r->reset(1)) return detail::raise_no_memory(L);
+  r->kind = op::single;
+  op_case& c = r->cases[0];
+  c.core = conch::detail::get_core(p->jobs);
+  c.type = elem::value;
+  c.is_send = true;
+  int bad = LUA_TNONE;
+  conv_error e = make_envelope(L, id, c.slot.raw(), &bad);
+  if (e != conv_error::none) {
+    r->clear();  // nothing was built
+    return detail::raise_conv_error(L, e, bad);
+  }
+  c.full = true;
+  count_outstanding(p, id, 1);
+  // Code that cannot wait here (a metamethod, table.sort...) gets run_op's
+  // error when the queue is full: poll instead, so the count is undone first.
+  if (h->current() != nullptr ? !h->can_park(L) : h->on_home_loop()) {
+    if (r->start(nullptr) < 0) {
+      r->clear();
+      count_outstanding(p, id, -1);
+      return detail::raise_not_yieldable(L);
+    }
+    return k_send_job(L, LUA_OK, detail::host_ctx(h));
+  }
+  return detail::run_op(L, h, r, k_send_job);
+}
+
+// Continuation of P.accept: pushes box, job, space of the received
+// envelope, or nothing once the pool has stopped (closed and drained).
+int k_accept(lua_State* L, int, lua_KContext ctx) {
+  pool_of(L)->idle -= 1;
+  request* r = host_from(ctx)->op_request();
+  op_case& c = r->cases[0];
+  if (!r->ok || !c.full) {
+    r->clear();
+    return 0;
+  }
+  r->kind = op::single;  // busy while pushing (see get_request): the envelope stays in the request
+  const value& env = *static_cast<const value*>(c.slot.raw());
+  const value* box = env.is_table() ? env.tbl().find(std::int64_t{1}) : nullptr;
+  if (box == nullptr || !box->is_integer()) {
+    r->clear();
+    return luaL_error(L, "work.accept: a value on the job channel that is no job envelope");
+  }
+  lua_pushinteger(L, static_cast<lua_Integer>(box->integer()));
+  for (std::int64_t i = 2; i <= 3; ++i) {
+    if (const value* v = env.tbl().find(i))
+      detail::push_value(L, *v);  // may raise (memory): the request still owns the envelope
+    else
+      lua_pushnil(L);
+  }
+  r->clear();
+  return 3;
+}
+
+// P.accept() -> box, job, space | nothing (the pool stopped): jobs:recv(),
+// counted in pool::idle while it waits.
+int p_accept(lua_State* L) {
+  pool* p = pool_of(L);
+  p->idle += 1;
+  return detail::recv_core(L, host_up(L), conch::detail::get_core(p->jobs), elem::value, k_accept);
 }
 
 // P.outstanding() -> n   (upvalue 2: this handler's mailbox)
@@ -257,11 +366,14 @@ int p_dead(lua_State* L) {
 
 }  // namespace
 
-void add_pool_functions(lua_State* L, pool* p, mailbox* box) {
-  static const luaL_Reg fns[] = {{"put", p_put}, {"submitted", p_submitted}, {"idle", p_idle}, {"dead", p_dead},
-                                 {nullptr, nullptr}};
+void add_pool_functions(lua_State* L, pool* p, mailbox* box, detail::host* h) {
+  static const luaL_Reg fns[] = {{"put", p_put}, {"idle", p_idle}, {"dead", p_dead}, {nullptr, nullptr}};
   lua_pushlightuserdata(L, p);
   luaL_setfuncs(L, fns, 1);
+  static const luaL_Reg job_fns[] = {{"send_job", p_send_job}, {"accept", p_accept}, {nullptr, nullptr}};
+  lua_pushlightuserdata(L, p);
+  lua_pushlightuserdata(L, h);
+  luaL_setfuncs(L, job_fns, 2);
   if (box != nullptr) {
     static const luaL_Reg box_fns[] = {{"take", p_take}, {"outstanding", p_outstanding}, {nullptr, nullptr}};
     lua_pushlightuserdata(L, p);

@@ -26,6 +26,10 @@
 #include "conch/lua/value.hpp"
 #include "lua/program/program.hpp"
 
+namespace conch::lua::detail {
+class host;
+}  // namespace conch::lua::detail
+
 namespace conch::lua::program {
 
 /// One handler's results, in completion order. Taken by one state only.
@@ -95,8 +99,9 @@ class pool {
 
 /// Adds the pool's private functions to the table on top of the stack
 /// (the `P` table the Lua glue reads), for a handler (`box` its mailbox)
-/// or a worker. May raise (memory); called in protected mode.
-void add_pool_functions(lua_State* L, pool* p, mailbox* box);
+/// or a worker; `h` is the state's host (send_job and accept park on it).
+/// May raise (memory); called in protected mode.
+void add_pool_functions(lua_State* L, pool* p, mailbox* box, detail::host* h);
 
 /// Runs the state's P.run() (the script as a go block, waited for) and
 /// returns P.outcome, P.err.

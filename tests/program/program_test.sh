@@ -231,6 +231,75 @@ LUA
   run timeout 60 "$CONCH" handler.lua worker.lua -w 1; expect_status 0
   expect_out "fine!"
   ;;
+job_values)
+  # Every kind of job travels and comes back to its handler: nil, false,
+  # numbers, a nested table, and a job a worker submits while serving one.
+  cat >handler.lua <<'LUA'
+work.submit(nil)
+work.submit(false)
+work.submit(42)
+work.submit(1.5)
+work.submit({a = {b = "deep"}, 1, 2})
+work.submit("spawn")  -- its worker submits "child", answered to this handler
+local seen = {}
+for i = 1, 7 do seen[i] = assert(work.collect()) end
+assert(not work.active(), "nothing left outstanding")
+table.sort(seen)
+print(table.concat(seen, " "))
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  assert(work.job == j, "work.job is the accepted job")
+  if j == "spawn" then
+    work.submit("child")
+    work.answer("spawn")
+  elseif type(j) == "table" then
+    work.answer("table:" .. j.a.b .. ":" .. #j)
+  else
+    work.answer(type(j) .. ":" .. tostring(j))
+  end
+end
+LUA
+  run timeout 60 "$CONCH" handler.lua worker.lua -w 2; expect_status 0
+  expect_out "boolean:false nil:nil number:1.5 number:42 spawn string:child table:deep:2"
+  ;;
+submit_cannot_wait)
+  # A submit that finds the queue full where it cannot wait (inside
+  # table.sort) is an error, and that job is not left counted: the others
+  # are collected and nothing stays outstanding.
+  cat >handler.lua <<'LUA'
+work.submit("hold")  -- the one worker holds it until the file "go" exists
+work.submit("a")     -- fills the queue (--max-jobs 1) once "hold" is taken
+local t = {2, 1}
+local ok, err = pcall(table.sort, t, function(x, y)
+  while work.backlog() == 0 do os.usleep(1000) end  -- "a" still queued: the worker holds "hold"
+  work.submit("b")
+  return x < y
+end)
+assert(not ok and err:find("cannot wait"), "submit that cannot wait: " .. tostring(err))
+io.open("go", "w"):close()
+local got = {work.collect(), work.collect()}
+table.sort(got)
+assert(not work.active(), "the refused job is not outstanding")
+print(table.concat(got, " "))
+LUA
+  cat >worker.lua <<'LUA'
+while true do
+  local j = work.accept()
+  if j == "hold" then
+    for _ = 1, 60000 do  -- at most 60 s
+      local f = io.open("go")
+      if f then f:close() break end
+      os.usleep(1000)
+    end
+  end
+  work.answer(j .. "!")
+end
+LUA
+  run timeout 90 "$CONCH" handler.lua worker.lua -w 1 --max-jobs 1; expect_status 0
+  expect_out "a! hold!"
+  ;;
 worker_fails_at_start)
   readme_scripts
   echo 'error("broken worker")' >worker.lua
