@@ -39,6 +39,8 @@ DEBIAN_PACKAGES := g++ make cmake pkg-config time \
 # TLS and conch.util (issue 14); the JSON comparison's rivals and documents.
 DEBIAN_PACKAGES += libssl-dev openssl libpcre2-dev rapidjson-dev \
   lua-cjson iso-codes libjansson-dev libjson-c-dev libyajl-dev nlohmann-json3-dev
+# The NATS client's tests and benchmark (issue 16): the server, and npm for the official JS client.
+DEBIAN_PACKAGES += nats-server npm
 
 # Tests labelled `bench` are the benchmarks' smoke runs at quick sizes: each
 # checks what it received (sums, echoed bytes) and exits non-zero otherwise;
@@ -131,7 +133,7 @@ test-clang: deps
 # (The ordinary builds replay the committed corpora as CTests: fuzz_replay.*.)
 BUILD_FUZZ   := $(BUILD_ROOT)/build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= frames address lua_values lua_options
+FUZZ_TARGETS ?= frames address nats lua_values lua_options
 fuzz: deps
 	$(call configure,$(BUILD_FUZZ),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DCONCH_SANITIZE=address$(comma)undefined -DCONCH_FUZZ=ON -DCONCH_BUILD_BENCH=OFF -DCONCH_BUILD_EXAMPLES=OFF)
 	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(addprefix conch_fuzz_,$(FUZZ_TARGETS))
