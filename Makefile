@@ -9,6 +9,7 @@
 #   make bench-channels   run bench/run_channels.sh
 #   make bench-sockets    the socket echo matrix (bench/run_sockets.sh), conch vs epoll vs liburing
 #   make bench-lua        run bench/run_lua.sh
+#   make bench-nats       run bench/run_nats.sh (conch NATS client vs the JavaScript client)
 #   make fuzz         clang-16 libFuzzer + ASan/UBSan: each tests/fuzz target for FUZZ_SECONDS (60)
 #   make clean        remove the build directories this Makefile creates (bench ones too)
 #
@@ -63,7 +64,7 @@ TSAN_RUN := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)"
 
 comma := ,
 
-.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua fuzz clean
+.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua bench-nats fuzz clean
 
 help:
 	@sed -n '4,17p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
@@ -156,6 +157,12 @@ bench-sockets: deps
 
 bench-lua: deps
 	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) bash $(SRC_DIR)/bench/run_lua.sh
+
+# NATS (issue 16): conch's client vs the official JavaScript client, one local nats-server.
+bench-nats: deps
+	$(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)
+	cmake --build $(BUILD_BENCH) -j$(JOBS) --target conch_bench_nats conch_nats_with_server
+	bash $(SRC_DIR)/bench/run_nats.sh $(BUILD_BENCH)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_BENCH) $(BUILD_FUZZ) $(BUILD_ROOT)/build-lua-rel
