@@ -23,6 +23,9 @@
 // meanwhile (up to options::reconnect_buffer bytes; beyond, publish gives
 // kResourceExhausted). Publishes already handed to the broken socket may be
 // lost: NATS core is at-most-once.
+// Lifetime: the connection runs until close(), drain() or a break it cannot
+// recover from; dropping every handle does not end it (its go blocks hold
+// it until the runtime is destroyed), so close what you connect.
 // TLS: not supported yet; a server whose INFO requires TLS is refused with
 // kUnimplemented.
 #pragma once
