@@ -67,26 +67,7 @@ struct nats_job {
   absl::Status status;           // written before result closes
 };
 
-// Moves messages from the C++ subscription to the Lua channel as tables.
-conch::task<void> pump(conch::chan<nats::msg> from, conch::chan<value> to) {
-  while (std::optional<nats::msg> m = co_await from.recv()) {
-    auto t = std::make_shared<table>();
-    t->entries.emplace_back(value("subject"), value(std::move(m->subject)));
-    t->entries.emplace_back(value("data"), value(std::move(m->data)));
-    if (!m->reply.empty()) t->entries.emplace_back(value("reply"), value(std::move(m->reply)));
-    if (!m->hdrs.empty()) {
-      auto h = std::make_shared<table>();
-      for (auto& [k, v] : m->hdrs)
-        if (h->find(k) == nullptr) h->entries.emplace_back(value(k), value(std::move(v)));  // first wins
-      t->entries.emplace_back(value("headers"), value(value::table_ptr(std::move(h))));
-    }
-    if (m->status != 0) t->entries.emplace_back(value("status"), value(std::int64_t{m->status}));
-    value v(value::table_ptr(std::move(t)));
-    if (!co_await to.send(std::move(v))) break;  // the Lua side closed it
-  }
-  to.close();
-}
-
+// A message as the table Lua sees: {subject=, data=, reply=, headers={name=value}, status=}.
 value msg_value(nats::msg& m) {
   auto t = std::make_shared<table>();
   t->entries.emplace_back(value("subject"), value(std::move(m.subject)));
@@ -98,7 +79,17 @@ value msg_value(nats::msg& m) {
       if (h->find(k) == nullptr) h->entries.emplace_back(value(k), value(std::move(v)));
     t->entries.emplace_back(value("headers"), value(value::table_ptr(std::move(h))));
   }
+  if (m.status != 0) t->entries.emplace_back(value("status"), value(std::int64_t{m.status}));
   return value(value::table_ptr(std::move(t)));
+}
+
+// Moves messages from the C++ subscription to the Lua channel as tables.
+conch::task<void> pump(conch::chan<nats::msg> from, conch::chan<value> to) {
+  while (std::optional<nats::msg> m = co_await from.recv()) {
+    value v = msg_value(*m);
+    if (!co_await to.send(std::move(v))) break;  // the Lua side closed it
+  }
+  to.close();
 }
 
 conch::task<absl::StatusOr<value>> run(std::shared_ptr<nats_job> j) {

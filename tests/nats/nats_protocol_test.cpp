@@ -109,7 +109,7 @@ TEST_CASE("the decoder refuses hostile input with a status, never a crash", "[na
   CHECK(out.empty());
 }
 
-TEST_CASE("header blocks parse and encode; bad names and values are refused", "[nats][protocol]") {
+TEST_CASE("header blocks parse and encode, and bad names and values are refused", "[nats][protocol]") {
   using conch::nats::detail::encode_headers;
   using conch::nats::detail::parse_headers;
   auto enc = encode_headers({{"Trace-Id", "abc"}, {"K", "v w"}});
@@ -132,7 +132,7 @@ TEST_CASE("header blocks parse and encode; bad names and values are refused", "[
   CHECK(!encode_headers({{"a", "line\r\nbreak"}}).ok());
 }
 
-TEST_CASE("subjects are checked; PUB and HPUB are encoded with their byte counts", "[nats][protocol]") {
+TEST_CASE("subjects are checked, and PUB and HPUB are encoded with their byte counts", "[nats][protocol]") {
   using conch::nats::detail::check_subject;
   using conch::nats::detail::encode_pub;
   CHECK(check_subject("a.b.c", false, "subject").ok());

@@ -249,7 +249,7 @@ TEST_CASE("drain delivers what the server had sent, then closes subscriptions an
   }(srv.url()));
 }
 
-TEST_CASE("credentials: refused ones are kPermissionDenied; user/password and URL credentials work",
+TEST_CASE("credentials: refused ones are kPermissionDenied, user/password and URL credentials work",
           "[nats][auth]") {
   conch::test::nats_server srv({"--user", "alice", "--pass", "s3cret"});
   conch::test::run_on(1, [](int port) -> task<int> {
