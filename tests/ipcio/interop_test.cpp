@@ -210,3 +210,206 @@ TEST_CASE("conch ipcIO clients work with the node peer's server, and reconnect w
   }(dom, pid1, &pid2));
   if (pid2 > 0) CHECK(conch::test::wait_child(pid2, 30s) == 0);
 }
+
+TEST_CASE("conch ipcIO clients and server: handlers, emit, delivery, broadcast, discover, data as sent",
+          "[ipcio][conch]") {
+  conch::test::run_on(2, [](std::string domain) -> task<int> {
+    ipcio_options o{.domain = domain};
+    auto srv = ipcio_server::listen(o);
+    REQUIRE(srv.ok());
+    install_server_handlers(*srv);
+    CHECK(srv->handle("deliver", conch::ipc::ipcio_handler()).code() == absl::StatusCode::kInvalidArgument);
+    auto a = co_await ipcio_client::connect("a", o);
+    auto b = co_await ipcio_client::connect("b", o);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    auto c = co_await ipcio_client::connect("b", o);
+    CHECK(c.status().code() == absl::StatusCode::kAlreadyExists);
+
+    // 0, false, "" and "}{" arrive as sent (the real library would give null, or break on "}{").
+    for (const char* v : {"0", "false", "\"\"", "\"}{ }{\"", "null"}) {
+      json data = json_parse(v);
+      auto r = co_await a->deliver("kinds", data);
+      REQUIRE(r.ok());
+      const std::string want = std::string(v) == "0"       ? "number:0"
+                               : std::string(v) == "false" ? "false"
+                               : std::string(v) == "null"  ? "null"
+                               : std::string(v) == "\"\""  ? "string:"
+                                                           : "string:}{ }{";
+      CHECK(r->GetString() == want);
+    }
+    // The server emits to a client by name (once its own socket is accepted); an unknown name is false.
+    auto both = [s = *srv] { return s.clients().size() == 2; };
+    CHECK(co_await conch::test::eventually(both));
+    json x = json_parse(R"({"k":[1,"}{"]})");
+    CHECK(co_await srv->emit("b", "direct", x));
+    CHECK_FALSE(co_await srv->emit("nobody", "direct", x));
+    auto direct = co_await next_event(b->events(), "command", "direct");
+    REQUIRE(direct);
+    CHECK(json_text(direct->data) == R"({"k":[1,"}{"]})");
+    // Client to client, with a delivery answered by b's handler.
+    auto echo = [](json d, std::string) -> task<json> { co_return std::move(d); };
+    REQUIRE(b->handle("echo", echo).ok());
+    json payload = json_parse(R"({"deep":{"er":[true,false,0,""]}})");
+    auto back = co_await a->deliver_to("b", "echo", payload);
+    REQUIRE(back.ok());
+    CHECK(json_text(*back) == R"({"deep":{"er":[true,false,0,""]}})");
+    // Broadcasts from a client and from the server reach both.
+    json hi = json_parse("\"hi\"");
+    CHECK(co_await a->broadcast("all", hi));
+    CHECK(co_await srv->broadcast("all2", hi) == 2);
+    for (auto* cli : {&*a, &*b}) {  // the two may arrive in either order
+      auto e1 = co_await next_event(cli->events(), "command");
+      auto e2 = co_await next_event(cli->events(), "command");
+      REQUIRE(e1);
+      REQUIRE(e2);
+      CHECK(e1->command + "," + e2->command == (e1->command == "all" ? "all,all2" : "all2,all"));
+    }
+    auto d = co_await b->discover();
+    REQUIRE(d.ok());
+    CHECK(d->clients == std::vector<std::string>{"a", "b"});
+    CHECK(d->command_handlers == std::vector<std::string>{"add", "ask_broadcast", "kinds", "ping"});
+    CHECK(srv->clients() == std::vector<std::string>{"a", "b"});
+    // A command nobody handles is a server event; a delivery of it is answered with null.
+    json one = json_parse("1");
+    auto unhandled = co_await a->deliver("nobody_handles", one);
+    REQUIRE(unhandled.ok());
+    CHECK(unhandled->IsNull());
+    auto ev = co_await next_event(srv->events(), "command", "nobody_handles");
+    REQUIRE(ev);
+    CHECK(ev->name == "a");
+    a->close();
+    auto left = co_await next_event(srv->events(), "disconnect");
+    REQUIRE(left);
+    CHECK(left->name == "a");
+    CHECK(srv->clients() == std::vector<std::string>{"b"});
+    b->close();
+    srv->close();
+    co_return 0;
+  }(unique_domain()));
+}
+
+TEST_CASE("garbage, a message split across writes and }{ in strings end nothing else", "[ipcio][conch]") {
+  conch::test::run_on(1, [](std::string domain) -> task<int> {
+    ipcio_options o{.domain = domain};
+    auto srv = ipcio_server::listen(o);
+    REQUIRE(srv.ok());
+    chan<std::string> got(16);
+    auto record = [got](json d, std::string) mutable -> task<json> {
+      co_await got.send(json_text(d));
+      co_return json();
+    };
+    REQUIRE(srv->handle("rec", record).ok());
+    // A hand-made client: handshake on the domain socket, then raw writes on its own socket.
+    auto dom = co_await conch::net::connect(srv->path());
+    REQUIRE(dom.ok());
+    co_await dom->out.send(R"({"id":null,"command":"handshake","data":"raw","delivery":null})");
+    auto answer = co_await conch::test::recv_within(dom->in);
+    REQUIRE(answer.value);
+    json h = json_parse(*answer.value);
+    REQUIRE(h.IsObject());
+    REQUIRE(h["data"].IsString());
+    auto own = co_await conch::net::connect(srv->path() + "." + h["data"].GetString());
+    REQUIRE(own.ok());
+    const std::string m1 = R"({"id":null,"command":"rec","data":"a }{ b","delivery":null})";
+    const std::string m2 = R"({"id":null,"command":"rec","data":{"n":2},"delivery":null})";
+    co_await own->out.send("not json at all" + m1 + m2.substr(0, 9));
+    auto first = co_await conch::test::recv_within(got);
+    REQUIRE(first.value);
+    CHECK(*first.value == R"("a }{ b")");
+    co_await own->out.send(m2.substr(9) + R"({"id":null,"command":"rec","data":tru})");
+    co_await own->out.send(R"({"id":null,"command":"rec","data":3,"delivery":null})");
+    auto second = co_await conch::test::recv_within(got);
+    auto third = co_await conch::test::recv_within(got);
+    REQUIRE(second.value);
+    REQUIRE(third.value);
+    CHECK(*second.value == R"({"n":2})");
+    CHECK(*third.value == "3");
+    CHECK(srv->malformed() == 2);  // the garbage and the broken object, nothing else
+    CHECK(srv->clients() == std::vector<std::string>{"raw"});
+    dom->close();
+    own->close();
+    srv->close();
+    co_return 0;
+  }(unique_domain()));
+}
+
+TEST_CASE("a conch client reconnects when the conch server restarts and sends what was queued",
+          "[ipcio][conch][reconnect]") {
+  conch::test::run_on(2, [](std::string domain) -> task<int> {
+    ipcio_options o{.domain = domain, .reconnect_interval = 200ms};
+    auto srv = ipcio_server::listen(o);
+    REQUIRE(srv.ok());
+    auto cli = co_await ipcio_client::connect("r", o);
+    REQUIRE(cli.ok());
+    CHECK(co_await next_event(cli->events(), "connect"));
+    srv->close();
+    CHECK(co_await next_event(cli->events(), "disconnect"));
+    CHECK_FALSE(cli->connected());
+    for (int i = 0; i < 3; ++i) {
+      json v;
+      v.SetInt(i);
+      CHECK(co_await cli->send("queued", v));  // queued while no server is there
+    }
+    auto srv2 = ipcio_server::listen(o);
+    REQUIRE(srv2.ok());
+    for (int i = 0; i < 3; ++i) {
+      auto ev = co_await next_event(srv2->events(), "command", "queued");
+      REQUIRE(ev);
+      CHECK(ev->name == "r");
+      CHECK(ev->data.GetInt() == i);
+    }
+    CHECK(cli->connected());
+    cli->close();
+    srv2->close();
+    co_return 0;
+  }(unique_domain()));
+}
+
+TEST_CASE("10,000 events each way between conch peers arrive in order", "[ipcio][conch][scale]") {
+  conch::test::run_on(2, [](std::string domain) -> task<int> {
+    ipcio_options o{.domain = domain};
+    auto srv = ipcio_server::listen(o);
+    REQUIRE(srv.ok());
+    auto cli = co_await ipcio_client::connect("many", o);
+    REQUIRE(cli.ok());
+    constexpr int n = 10000;
+    // Senders and receivers run side by side: events are bounded, so a reader waits for its consumer.
+    auto send_up = [](ipcio_client c) -> task<void> {
+      for (int i = 0; i < n; ++i) {
+        json v;
+        v.SetInt(i);
+        co_await c.send("up", v);
+      }
+    };
+    auto send_down = [](ipcio_server s) -> task<void> {
+      for (int i = 0; i < n; ++i) {
+        json v;
+        v.SetInt(i);
+        co_await s.emit("many", "down", v);
+      }
+    };
+    // Counts `command` events in order: how many came before a gap, a reorder or a timeout.
+    auto count = [](chan<ipcio_event> ev, std::string command) -> task<int> {
+      int k = 0;
+      while (k < n) {
+        auto e = co_await next_event(ev, "command", command);
+        if (!e || e->data.GetInt() != k) break;
+        ++k;
+      }
+      co_return k;
+    };
+    auto joined = [s = *srv] { return s.clients().size() == 1; };  // emit needs the accepted client
+    CHECK(co_await conch::test::eventually(joined));
+    conch::go(send_up, *cli);
+    conch::go(send_down, *srv);
+    chan<int> down_done = conch::go(count, cli->events(), std::string("down"));
+    const int up = co_await count(srv->events(), "up");
+    const int down = (co_await down_done.recv()).value_or(-1);
+    CHECK(up == n);
+    CHECK(down == n);
+    cli->close();
+    srv->close();
+    co_return 0;
+  }(unique_domain()));
+}
