@@ -216,6 +216,7 @@ struct client_entry {
   std::string name;
   net::socket domain;            // the client's connection to the domain socket
   std::optional<net::socket> own;  // its per-client socket, once accepted
+  chan<unit> settled;            // closed once `own` is set or the handshake failed
 };
 }  // namespace
 
@@ -243,6 +244,24 @@ struct ipcio_server_state {
 };
 
 namespace {
+// The client named `name`, waiting for a handshake in progress to settle (a
+// client's connect returns when the kernel accepted its own socket, maybe
+// before the server did): nullptr if there is none or it failed.
+task<std::shared_ptr<client_entry>> find_settled(std::shared_ptr<ipcio_server_state> st, std::string name) {
+  std::optional<chan<unit>> wait;
+  {
+    std::lock_guard lk(st->mu);
+    auto it = st->clients.find(name);
+    if (it == st->clients.end()) co_return nullptr;
+    if (it->second->own) co_return it->second;
+    wait = it->second->settled;
+  }
+  co_await wait->recv();  // closed, never sent on; on_handshake bounds the wait by reply_timeout
+  co_return st->find(name);
+}
+}  // namespace
+
+namespace {
 
 using server_ptr = std::shared_ptr<ipcio_server_state>;
 
@@ -257,6 +276,7 @@ void drop_client(const server_ptr& st, const std::shared_ptr<client_entry>& e) {
       was = e->own.has_value();
     }
   }
+  e->settled.close();
   e->domain.close();
   if (e->own) e->own->close();
   if (was) st->events.try_send(make_event("disconnect", e->name));
@@ -369,6 +389,7 @@ task<void> on_handshake(server_ptr st, net::socket sock, wire_msg m, std::shared
     std::lock_guard lk(st->mu);
     e->own = std::move(*std::get<0>(r));
   }
+  e->settled.close();
   *mine = e;
   if (st->closed.load()) e->own->close();  // close() raced the handshake
   st->events.try_send(make_event("connect", e->name));
@@ -418,7 +439,7 @@ task<void> serve_domain(server_ptr st, net::socket sock) {
           }
           for (auto& o : outs) co_await o.send(out);  // the sender too, as the real server does
         } else {
-          std::shared_ptr<client_entry> to = st->find(inner->id);
+          std::shared_ptr<client_entry> to = co_await find_settled(st, inner->id);
           if (!to) {
             report(st->malformed, st->events,
                    absl::NotFoundError("ipcio: emit to unknown client '" + inner->id + "'"), m.id);
@@ -469,7 +490,7 @@ absl::Status ipcio_server::handle(std::string command, ipcio_handler h) {
 
 namespace {
 task<bool> send_to(server_ptr st, std::string name, std::string text) {
-  std::shared_ptr<client_entry> e = st->find(name);
+  std::shared_ptr<client_entry> e = co_await find_settled(st, name);
   if (!e) co_return false;
   co_return co_await e->own->out.send(std::move(text));
 }
