@@ -186,8 +186,12 @@ function client(prefix, domain, name) {
   return self;
 }
 
+// JSON text with object keys sorted: a Lua peer's tables have no key order.
+const canon = (v) => JSON.stringify(v, (k, x) => (x && typeof x === 'object' && !Array.isArray(x)
+  ? Object.fromEntries(Object.keys(x).sort().map((key) => [key, x[key]])) : x));
+
 function same(a, b, what) {
-  if (JSON.stringify(a) !== JSON.stringify(b)) fail(`${what}: got ${JSON.stringify(a)}, want ${JSON.stringify(b)}`);
+  if (canon(a) !== canon(b)) fail(`${what}: got ${JSON.stringify(a)}, want ${JSON.stringify(b)}`);
   console.log('ok ' + what);
 }
 
