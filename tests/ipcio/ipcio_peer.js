@@ -6,19 +6,21 @@
 // id/command/data/delivery become null, a split message is lost (error 101).
 //
 // Usage: node ipcio_peer.js server <prefix> <domain>
-//          Handlers: ping -> emit pong(data) to the sender and return data; add -> a + b;
+//          Handlers: ping -> emit pong(data) to the sender and return data; add -> a + b; echo -> data;
 //          shout -> broadcast shouted(data); quit -> close everything, exit 0.
 //          Prints "ready" once listening; a line per command received ("cmd <name> <command> <json>").
 //        node ipcio_peer.js clients <prefix> <domain>
 //          Scenario against a server (conch's, with the handlers of tests/ipcio/interop_test.cpp):
 //          handshake, name conflict, send, deliver, client-to-client emit and delivery,
 //          broadcast, discover, falsy data; exits 0 when every check passed.
+//        node ipcio_peer.js bench <prefix> <domain> <clients> <bytes> <secs>   (see bench() below)
 'use strict';
 const net = require('net');
 const fs = require('fs');
 const crypto = require('crypto');
 
 const hex32 = () => crypto.randomBytes(16).toString('hex');
+const lost = Symbol('lost');
 const msg = (id, command, data, delivery) =>
   JSON.stringify({ id: id ?? null, command: command ?? null, data: data === undefined ? null : data,
                    delivery: delivery ?? null });
@@ -50,6 +52,7 @@ function server(prefix, domain) {
   const handlers = {
     ping: (c) => { emit(c.name, 'pong', c.data); return c.data; },
     add: (c) => c.data.a + c.data.b,
+    echo: (c) => c.data,
     shout: (c) => { broadcast('shouted', c.data); return null; },
     quit: () => { setImmediate(shutdown); return null; },
   };
@@ -165,10 +168,13 @@ function client(prefix, domain, name) {
     if (!look()) self.waiters.push(look);
   });
   self.send = (cmd, data) => self.own.write(msg(null, cmd, data));
-  self.deliver = (cmd, data) => new Promise((resolve) => {
+  // Resolves with the answer; with `limit` ms, with `lost` if none came (the real parser drops
+  // a message split across reads).
+  self.deliver = (cmd, data, limit) => new Promise((resolve) => {
     const d = hex32();
     deliver.set(d, resolve);
     self.own.write(msg(null, cmd, data, d));
+    if (limit) setTimeout(() => { if (deliver.delete(d)) resolve(lost); }, limit);
   });
   self.emit = (target, cmd, data, d) =>
     self.dom.write(msg(name, 'emit', msg(target, cmd, data, d), d));
@@ -226,8 +232,42 @@ async function clients(prefix, domain) {
   process.exit(0);
 }
 
+// Load for bench/ipcio_bench.cpp: `n` clients, 16 delivers of "echo" in flight each, `size`-byte
+// string payloads, for `secs` s; prints "rt=<round trips> bad=<wrong echoes> p50=<ms> p99=<ms> lost=<n>"
+// (lost: no answer within 1 s, what the real per-read parser does to a message split across reads).
+async function bench(prefix, domain, n, size, secs) {
+  const payload = 'x'.repeat(size);
+  const cs = [];
+  for (let i = 0; i < n; i++) cs.push(await client(prefix, domain, `bench${i}-${hex32()}`).ready);
+  const lat = [];
+  let bad = 0;
+  let dropped = 0;
+  const end = Date.now() + secs * 1000;
+  const loop = async (c) => {
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      const r = await c.deliver('echo', payload, 1000);
+      if (r === lost) { dropped++; continue; }
+      lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (r !== payload) bad++;
+    }
+  };
+  const runs = [];
+  for (const c of cs) for (let k = 0; k < 16; k++) runs.push(loop(c));
+  await Promise.all(runs);
+  lat.sort((a, b) => a - b);
+  const q = (f) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(f * lat.length))] : 0);
+  console.log(`rt=${lat.length} bad=${bad} p50=${q(0.5).toFixed(3)} p99=${q(0.99).toFixed(3)} lost=${dropped}`);
+  for (const c of cs) c.close();
+  process.exit(0);
+}
+
 const [mode, prefix, domain] = process.argv.slice(2);
-setTimeout(() => fail('timed out'), 60000).unref();
+setTimeout(() => fail('timed out'), 120000).unref();
 if (mode === 'server') server(prefix, domain);
 else if (mode === 'clients') clients(prefix, domain).catch((e) => fail(e.stack));
+else if (mode === 'bench') {
+  const [n, size, secs] = process.argv.slice(5).map(Number);
+  bench(prefix, domain, n, size, secs).catch((e) => fail(e.stack));
+}
 else fail('usage: node ipcio_peer.js server|clients <prefix> <domain>');

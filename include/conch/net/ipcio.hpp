@@ -6,8 +6,9 @@
 //   srv->handle("ping", [](conch::ipc::json data, std::string name) -> conch::task<conch::ipc::json> {
 //     co_return data;                         // the `deliver` result, if the client asked for one
 //   });
-//   // client
-//   auto cli = co_await conch::ipc::ipcio_client::connect("alpha", {.domain = "d"});
+//   // client (options named first: GCC 12 mishandles a braced temporary inside co_await)
+//   conch::ipc::ipcio_options opts{.domain = "d"};
+//   auto cli = co_await conch::ipc::ipcio_client::connect("alpha", opts);
 //   conch::ipc::json hello = conch::ipc::json_parse(R"({"seq":1})");
 //   auto echoed = co_await cli->deliver("ping", hello);   // StatusOr<json>: {"seq":1}
 //
