@@ -534,9 +534,11 @@ void ipcio_server::close() {
   if (s_->closed.exchange(true)) return;
   s_->srv->close();
   std::vector<std::shared_ptr<client_entry>> all;
+  std::map<std::string, ipcio_handler> handlers;  // destroyed after the lock
   {
     std::lock_guard lk(s_->mu);
     for (auto& [n, e] : s_->clients) all.push_back(e);
+    handlers.swap(s_->handlers);  // a handler holding this server would keep it alive forever
   }
   for (auto& e : all) {
     e->domain.close();
@@ -893,10 +895,12 @@ void ipcio_client::close() {
   s_->outbox.close();   // what is queued still goes out, then the sockets half-close
   s_->closing.close();  // no more reconnecting
   std::vector<chan<json>> waiting;
+  std::map<std::string, ipcio_handler> handlers;  // destroyed after the lock
   {
     std::lock_guard lk(s_->mu);
     for (auto& [d, w] : s_->pending) waiting.push_back(w);
     for (auto& w : s_->discovers) waiting.push_back(w);
+    handlers.swap(s_->handlers);  // a handler holding this client would keep it alive forever
   }
   for (auto& w : waiting) w.close();
 }

@@ -129,8 +129,10 @@ class ipcio_server {
   std::uint64_t malformed() const;
   /// Unhandled commands and lifecycle events (see ipcio_event).
   chan<ipcio_event> events() const;
-  /// Stops listening (removes the socket file), ends every client's sockets
-  /// and closes `events`. Idempotent; any thread.
+  /// Stops listening (removes the socket file), ends every client's sockets,
+  /// drops the handlers (so one that holds this server frees it) and closes
+  /// `events`. Handlers keep the server alive until then: close() it.
+  /// Idempotent; any thread.
   void close();
 
  private:
@@ -177,8 +179,10 @@ class ipcio_client {
   std::uint64_t malformed() const;
   /// Unhandled commands, "connect"/"disconnect" of sessions, errors.
   chan<ipcio_event> events() const;
-  /// Ends both sockets, stops reconnecting, fails waiting delivers and
-  /// closes `events`. Idempotent; any thread.
+  /// Sends what is queued, then half-closes both sockets; stops
+  /// reconnecting, fails waiting delivers and discovers (kCancelled), drops
+  /// the handlers; `events` closes once the session has ended. Idempotent;
+  /// any thread.
   void close();
 
  private:
