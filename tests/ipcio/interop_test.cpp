@@ -209,7 +209,17 @@ TEST_CASE("conch ipcIO clients work with the node peer's server, and reconnect w
     REQUIRE(pong2);
     CHECK(json_text(pong2->data) == R"({"seq":2})");
     CHECK(co_await alpha->send("quit", null_value));
-    alpha->close();
+    alpha->close();  // sends what is queued ("quit"), then ends the session: `events` closes
+    bool ended = false;
+    for (;;) {
+      auto r = co_await conch::test::recv_within(alpha->events(), 20s);
+      if (r.timed_out) break;
+      if (!r.value) {
+        ended = true;
+        break;
+      }
+    }
+    CHECK(ended);
     beta->close();
     co_return 0;
   }(dom, pid1, &pid2));
