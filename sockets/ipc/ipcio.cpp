@@ -189,6 +189,23 @@ detail::json_stream_limits limits_of(const ipcio_options& o) {
   return {.max_message = o.max_message, .max_depth = o.max_depth};
 }
 
+// handle(): sets (or, with an empty h, removes) a handler; takes `mu`. The old one dies outside it.
+absl::Status set_handler(std::mutex& mu, std::map<std::string, ipcio_handler>& handlers, std::string command,
+                         ipcio_handler h) {
+  if (command.empty() || is_reserved(command))
+    return absl::InvalidArgumentError("ipcio: '" + command + "' is reserved or empty: no handler for it");
+  std::lock_guard lk(mu);
+  auto it = handlers.find(command);
+  if (it != handlers.end()) {
+    std::swap(it->second, h);
+    if (!it->second) handlers.erase(it);
+  } else if (h) {
+    handlers.emplace(std::move(command), std::move(h));
+    h = nullptr;
+  }
+  return absl::OkStatus();
+}
+
 // Splits one chunk into decoded messages; faults are reported.
 template <class State>
 std::vector<wire_msg> split_chunk(State& st, detail::json_stream& js, const std::string& chunk,
@@ -480,12 +497,7 @@ absl::StatusOr<ipcio_server> ipcio_server::listen(ipcio_options opts) {
 }
 
 absl::Status ipcio_server::handle(std::string command, ipcio_handler h) {
-  if (command.empty() || is_reserved(command))
-    return absl::InvalidArgumentError("ipcio: '" + command + "' is reserved or empty: no handler for it");
-  std::lock_guard lk(s_->mu);
-  if (h) s_->handlers[std::move(command)] = std::move(h);
-  else s_->handlers.erase(command);
-  return absl::OkStatus();
+  return set_handler(s_->mu, s_->handlers, std::move(command), std::move(h));
 }
 
 namespace {
@@ -843,12 +855,7 @@ task<absl::StatusOr<ipcio_client>> ipcio_client::connect(std::string name, ipcio
 }
 
 absl::Status ipcio_client::handle(std::string command, ipcio_handler h) {
-  if (command.empty() || is_reserved(command))
-    return absl::InvalidArgumentError("ipcio: '" + command + "' is reserved or empty: no handler for it");
-  std::lock_guard lk(s_->mu);
-  if (h) s_->handlers[std::move(command)] = std::move(h);
-  else s_->handlers.erase(command);
-  return absl::OkStatus();
+  return set_handler(s_->mu, s_->handlers, std::move(command), std::move(h));
 }
 
 // Each message is encoded before returning, so `data` need not outlive the call.
