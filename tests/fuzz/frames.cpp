@@ -31,17 +31,7 @@ using conch::net::detail::frame_decoder;
 using conch::net::detail::frame_encoder;
 using conch::net::detail::string_pool;
 
-// A small deterministic generator (splitmix64): the same input replays the same splits.
-struct rng {
-  std::uint64_t s;
-  std::uint64_t next() noexcept {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-  }
-  std::size_t below(std::size_t n) noexcept { return n == 0 ? 0 : static_cast<std::size_t>(next() % n); }
-};
+using rng = fuzz_rng;  // tests/fuzz/fuzz_check.hpp
 
 struct outcome {
   std::vector<std::string> frames;
