@@ -95,6 +95,54 @@ describe_sockets() {
 run_sockets() {
   env "${SO_ENV[@]}" BENCH_TSV="$tsv" bash "$ROOT/bench/run_sockets.sh" "$B"
 }
+# targets_NAME (optional): markdown lines judging the family's medians against its issue's targets.
+targets_sockets() {
+  awk -F'\t' '
+    function median(k,   n, a, i, j, t) {
+      n = split(vals[k], a, " ")
+      for (i = 2; i <= n; ++i) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; --j) a[j + 1] = a[j]; a[j + 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $1 == "msgs_per_s" || $1 == "server_cpu_ns_per_msg" {
+      if (!($2 in seen)) { seen[$2] = 1; cells[nc++] = $2 }
+      vals[$1 SUBSEP $2 SUBSEP $3] = vals[$1 SUBSEP $2 SUBSEP $3] " " $5; have[$3] = 1 }
+    # judge(name, want, cell, ratio): counts a cell against one target, keeping the misses.
+    function judge(name, want, cell, r) {
+      if (!(name in order)) { order[name] = ++nt; names[nt] = name }
+      tot[name]++
+      if (r < want) { miss[name]++; list[name] = list[name] (list[name] ? "; " : "") cell sprintf(" %.2f", r) }
+    }
+    END {
+      for (c = 0; c < nc; ++c) {
+        cell = cells[c]; split(cell, f, " "); conns = f[2]; size = f[4]
+        cm = median("msgs_per_s" SUBSEP cell SUBSEP "conch"); if (cm <= 0) continue
+        np = split("uring go asio_epoll asio_uring", P, " ")
+        for (j = 1; j <= np; ++j) if (P[j] in have) {
+          pm = median("msgs_per_s" SUBSEP cell SUBSEP P[j]); if (pm > 0) judge("conch msgs/s >= 1.00x " P[j] " in every cell", 1.0, cell, cm / pm) }
+        if ("epoll" in have) {
+          em = median("msgs_per_s" SUBSEP cell SUBSEP "epoll")
+          if (em > 0) {
+            judge("conch msgs/s >= 0.95x epoll in every cell", 0.95, cell, cm / em)
+            if (size == 64 || conns == 1) judge("conch msgs/s >= 1.00x epoll in every 64-byte and 1-connection cell", 1.0, cell, cm / em)
+          }
+        }
+        if (conns == 256) {
+          cc = median("server_cpu_ns_per_msg" SUBSEP cell SUBSEP "conch")
+          np = split("epoll uring go asio_epoll asio_uring", P, " ")
+          for (j = 1; j <= np; ++j) if (P[j] in have) {
+            pc = median("server_cpu_ns_per_msg" SUBSEP cell SUBSEP P[j])
+            # CPU: lower is better, so the ratio judged is the peer over conch.
+            if (cc > 0 && pc > 0) judge("server CPU per message <= " P[j] "\047s at 256 connections", 1.0, cell, pc / cc) }
+        }
+      }
+      for (t = 1; t <= nt; ++t) {
+        n = names[t]
+        printf "- %s: %s", n, miss[n] ? sprintf("**MISS** in %d of %d cells (%s)", miss[n], tot[n], list[n]) : sprintf("met in all %d cells", tot[n])
+        print ""
+      }
+      if (nt == 0) print "- (no cell to judge)"
+    }' "$OUT/data/sockets.tsv"
+}
 
 # run_program.sh and run_lua_echo.sh belong to other work in flight (issues
 # 14 and 17) and have no BENCH_TSV yet: their human output is parsed.
@@ -203,8 +251,12 @@ for f in $FAMILIES; do
   took=$(($(date +%s) - t0))
   spent_est=$((spent_est + est_of[$f])); spent_real=$((spent_real + took))
   rows=$(grep -c "^$first	" "$tsv" || true)
-  if ((rc != 0)); then
-    status_of[$f]="not measured: its script exited $rc (log: logs/$f.log, last line: $(tail -n1 "$log" | tr -d '|`' | cut -c1-160))"
+  why="its script exited $rc (log: logs/$f.log, last line: $(tail -n1 "$log" | tr -d '|`' | cut -c1-160))"
+  if ((rc != 0 && rows == 0)); then
+    status_of[$f]="not measured: $why"
+  elif ((rc != 0)); then
+    # What was measured before the failure is still shown, marked as such.
+    status_of[$f]="partly measured ($rows of ${expect_of[$f]}): $why"
   elif ((rows == 0)); then
     status_of[$f]="not measured: its output had no result lines this report could parse (log: logs/$f.log)"
   else
@@ -355,7 +407,7 @@ for f in $FAMILIES; do
     if [[ ${status_of[$f]} != ok ]]; then
       echo "**${status_of[$f]}**"
       echo
-      continue
+      [[ ${status_of[$f]} == partly* ]] || continue
     fi
     if plot "$f" >"$OUT/logs/$f-plot.log" 2>&1 && [[ -s $OUT/$f.png ]]; then
       echo "![$f]($f.png)"
@@ -363,6 +415,12 @@ for f in $FAMILIES; do
       echo "(plot failed: logs/$f-plot.log)"
     fi
     echo
+    if declare -F "targets_$f" >/dev/null; then
+      echo "Targets (issue 15), from the medians above; a ratio is conch's advantage, above 1 conch is better:"
+      echo
+      "targets_$f"
+      echo
+    fi
     for m in $metrics; do
       grep -q "^$m	" "$OUT/data/$f.tsv" || continue
       echo "**$m**"
