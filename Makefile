@@ -170,7 +170,7 @@ bench: deps
 	$(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)
 	have=$$(cmake --build $(BUILD_BENCH) --target help); \
 	cmake --build $(BUILD_BENCH) -j$(JOBS) --target $$(for t in $(BENCH_TARGETS); do grep -qw "$$t" <<<"$$have" && echo $$t; done)
-	BENCH_COMMAND="make bench$(if $(QUICK), QUICK=$(QUICK))" QUICK=$(QUICK) JOBS=$(JOBS) bash $(SRC_DIR)/bench/report.sh $(BUILD_BENCH)
+	BENCH_COMMAND="make bench$(if $(QUICK), QUICK=$(QUICK))$(if $(RUNS), RUNS=$(RUNS))" QUICK=$(QUICK) JOBS=$(JOBS) bash $(SRC_DIR)/bench/report.sh $(BUILD_BENCH)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_BENCH) $(BUILD_FUZZ) $(BUILD_ROOT)/build-lua-rel

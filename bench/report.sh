@@ -7,6 +7,8 @@
 #   QUICK=1 bench/report.sh BUILD_DIR    the same report at small sizes, ~2 minutes
 #   FAMILIES="channels sockets" ...      only these families (default: all of FAMILIES below)
 #   OUT=dir                              where the report goes (default: bench/report)
+#   RUNS=n                               rounds of every family (default: 5 for channels, pipeline
+#                                        and Lua, 3 for the socket and Lua echo matrices; QUICK: 1)
 #
 # Each family runs its own script (run_*.sh), which interleaves the peers cell
 # by cell, so drifting load spreads over every implementation. Scripts that
@@ -51,7 +53,7 @@ describe_channels() {
   metrics="time cpu"; impls="conch1 conch2 go1 go2 fiber"; conch_impls="conch1 conch2"
   ratios="conch1:go1 conch2:go2 conch1:fiber"
   targets_about="issue 2's, as bench/run_channels.sh judges them from this run (ratio = conch's time over the peer's: below the target is met)."
-  if q; then CH_RUNS=1 CH_SCALE=50; else CH_RUNS=${CH_RUNS:-5} CH_SCALE=1; fi
+  if q; then CH_RUNS=1 CH_SCALE=50; else CH_RUNS=${RUNS:-5} CH_SCALE=1; fi
   expect=$((CH_RUNS * 30)); est=$((CH_RUNS * 30 * $(q && echo 1 || echo 3)))
 }
 run_channels() {
@@ -70,7 +72,7 @@ describe_pipeline() {
   about="bench/ops_bench.cpp: pipeline (a trivial transform: the handoffs' cost), pipeline_1us (~1 us of work an item: the parallel speed-up) and mult (8 taps), with n = 1, 2, 4 workers, runs alternating. ns per item."
   metrics="time"; impls="n=1 n=2 n=4 taps=8"; conch_impls="n=1 n=2 n=4 taps=8"
   ratios="n=2:n=1 n=4:n=1"
-  if q; then PL_RUNS=1 PL_ITEMS=100000; else PL_RUNS=5 PL_ITEMS=1000000; fi
+  if q; then PL_RUNS=1 PL_ITEMS=100000; else PL_RUNS=${RUNS:-5} PL_ITEMS=1000000; fi
   expect=$((PL_RUNS * 7)); est=$((PL_RUNS * $(q && echo 15 || echo 40)))
 }
 run_pipeline() {
@@ -87,7 +89,7 @@ describe_lua() {
   metrics="time cpu"; impls="lua-embed lua-stock conch1 go1"; conch_impls="lua-embed lua-stock conch1"
   ratios="lua-embed:go1 lua-stock:go1 lua-embed:conch1"
   targets_about="issue 5's, as bench/run_lua.sh prints them (time ratios, wall | cpu: below the target is met)."
-  if q; then LU_RUNS=1 LU_NA=50000 LU_NB=500000; else LU_RUNS=5 LU_NA=1000000 LU_NB=10000000; fi
+  if q; then LU_RUNS=1 LU_NA=50000 LU_NB=500000; else LU_RUNS=${RUNS:-5} LU_NA=1000000 LU_NB=10000000; fi
   expect=$((LU_RUNS * 8)); est=$((LU_RUNS * $(q && echo 10 || echo 30)))
 }
 run_lua() {
@@ -108,7 +110,7 @@ describe_sockets() {
   ratios="conch:epoll conch:uring conch:go conch:asio_epoll conch:asio_uring"
   targets_about="issue 15's, judged from the medians below (a ratio is conch's advantage: above 1, conch is better)."
   if q; then SO_ENV=(SECS=0.5 WARM=0 RUNS=1 CONNS=16 WORKLOADS="64:1 16384:16"); SO_CELLS=4 SO_RUNS=1 SO_SECS=1
-  else SO_ENV=(SECS=2 WARM=1 RUNS=3); SO_CELLS=18 SO_RUNS=3 SO_SECS=4; fi
+  else SO_RUNS=${RUNS:-3}; SO_ENV=(SECS=2 WARM=1 RUNS=$SO_RUNS); SO_CELLS=18 SO_SECS=4; fi
   expect=$((SO_CELLS * SO_RUNS * 6)); est=$((expect * SO_SECS))
 }
 run_sockets() {
@@ -189,7 +191,7 @@ describe_lua_echo() {
   about="bench/run_lua_echo.sh: bench/lua/echo_server.lua under the stock lua5.4 on CPU 0, the load generator on CPU 1; TCP, one message in flight. Servers whose Lua module is not installed are left out (the log says which). msgs/s, then server CPU ns per message."
   metrics="msgs_per_s server_cpu_ns_per_msg"; impls="conch lsocket cqueues luv real"; conch_impls="conch lsocket"
   ratios="conch:cqueues conch:luv"
-  if q; then LE_ENV=(SECS=0.5 CONNS=16); LE_CELLS=2; else LE_ENV=(SECS=2 RUNS=3); LE_CELLS=12; fi
+  if q; then LE_ENV=(SECS=0.5 CONNS=16); LE_CELLS=2; else LE_ENV=(SECS=2 RUNS=${RUNS:-3}); LE_CELLS=$((4 * ${RUNS:-3})); fi
   # conch and lsocket always run; cqueues and luv where their Debian packages are.
   local k=2 m
   for m in cqueues luv; do LUA_CPATH=";;" lua5.4 -e "require '$m'" 2>/dev/null && k=$((k + 1)); done
