@@ -7,6 +7,7 @@
 #   QUICK=1 bench/report.sh BUILD_DIR    the same report at small sizes, ~2 minutes
 #   FAMILIES="channels sockets" ...      only these families (default: all of FAMILIES below)
 #   OUT=dir                              where the report goes (default: bench/report)
+#   BENCH_NOTE="..."                     a line for the report's head (what else ran meanwhile)
 #   RUNS=n                               rounds of every family (default: 5 for channels, pipeline
 #                                        and Lua, 3 for the socket and Lua echo matrices; QUICK: 1)
 #
@@ -308,6 +309,13 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "| wall time | $(fmt_secs $(($(date +%s) - start_all))) |"
   echo "| mode | $(q && echo "QUICK=1: small sizes, one run a cell (spreads need more runs)" || echo "full") |"
   echo
+  # A busy machine is said plainly: a one-minute load above half the cores at either end.
+  if awk -v a="${LOAD_START%% *}" -v b="${load_end%% *}" -v n="$(nproc)" 'BEGIN { exit !(a > n / 2 || b > n / 2) }'; then
+    echo "**The machine was loaded during this run** (load average above, on $(nproc) cores): absolute figures"
+    echo "are low and noisy; the ratios, taken seconds apart, are the part to read."
+    echo
+  fi
+  # BENCH_NOTE: one line from whoever ran it (say, what else the machine was doing).
   if [[ -n ${BENCH_NOTE:-} ]]; then echo "$BENCH_NOTE"; echo; fi
   echo "Every table: the median of the runs, then min-max in brackets. Ratio columns \"a / b\" say how"
   echo "many times faster a is than b in that cell (b's time over a's, or a's rate over b's): above 1,"
