@@ -162,7 +162,7 @@ bench-lua: deps
 # Every family of bench/ (bench/report.sh), one Release build in build-bench;
 # writes bench/report/ over the last one. Targets a missing toolchain did not
 # define (the Go and Asio peers, Boost.Fiber) are left out; the report says so.
-BENCH_TARGETS := conch_bench_channels conch_bench_fiber conch_bench_ops conch_bench_lua conch_lua_module \
+BENCH_TARGETS := conch_bench_channels conch_bench_fiber conch_bench_ops conch_bench_lua conch_lua_module conch_lsocket_module \
   conch_program conch_bench_sock_echo conch_bench_sock_epoll_server conch_bench_sock_uring_server \
   conch_bench_sock_loadgen conch_bench_sock_go_server conch_bench_sock_asio_epoll conch_bench_sock_asio_uring
 QUICK ?=

@@ -110,7 +110,7 @@ describe_sockets() {
   impls="conch epoll uring go asio_epoll asio_uring"; conch_impls="conch"
   ratios="conch:epoll conch:uring conch:go conch:asio_epoll conch:asio_uring"
   targets_about="issue 15's, judged from the medians below (a ratio is conch's advantage: above 1, conch is better)."
-  if q; then SO_ENV=(SECS=0.5 WARM=0 RUNS=1 CONNS=16 WORKLOADS="64:1 16384:16"); SO_CELLS=4 SO_RUNS=1 SO_SECS=1
+  if q; then SO_ENV=(SECS=1 WARM=0 RUNS=1 CONNS=16 WORKLOADS="64:1 16384:16"); SO_CELLS=4 SO_RUNS=1 SO_SECS=2
   else SO_RUNS=${RUNS:-3}; SO_ENV=(SECS=2 WARM=1 RUNS=$SO_RUNS); SO_CELLS=18 SO_SECS=4; fi
   expect=$((SO_CELLS * SO_RUNS * 6)); est=$((expect * SO_SECS))
 }
@@ -176,8 +176,9 @@ describe_program() {
   expect=6; est=$(q && echo 15 || echo 60)
 }
 run_program() {
-  local log_=$OUT/logs/program.raw
-  CONCH=$BUILD/lua/conch JOBS=$PR_JOBS CPU_JOBS=$PR_CPU bash "$ROOT/bench/run_program.sh" | tee "$log_"
+  local log_=$OUT/logs/program.raw rc=0
+  # What came out before a failure is still parsed; the exit status says it failed.
+  CONCH=$BUILD/lua/conch JOBS=$PR_JOBS CPU_JOBS=$PR_CPU bash "$ROOT/bench/run_program.sh" | tee "$log_" || rc=$?
   # Lines: bench=program param=<cell> value=<n> unit=jobs/s (ratios have unit=x).
   awk -v OFS='\t' '$1 == "bench=program" {
       for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -185,6 +186,7 @@ run_program() {
       impl = "conch"; cell = v["param"]
       if (cell ~ /^slua_/) { impl = "slua"; sub(/^slua_/, "", cell) }
       print "jobs_per_s", cell, impl, 1, v["value"], "jobs/s" }' "$log_" >"$tsv"
+  return $rc
 }
 
 describe_lua_echo() {
@@ -192,7 +194,7 @@ describe_lua_echo() {
   about="bench/run_lua_echo.sh: bench/lua/echo_server.lua under the stock lua5.4 on CPU 0, the load generator on CPU 1; TCP, one message in flight. Servers whose Lua module is not installed are left out (the log says which). msgs/s, then server CPU ns per message."
   metrics="msgs_per_s server_cpu_ns_per_msg"; impls="conch lsocket cqueues luv real"; conch_impls="conch lsocket"
   ratios="conch:cqueues conch:luv"
-  if q; then LE_ENV=(SECS=0.5 CONNS=16); LE_CELLS=2; else LE_ENV=(SECS=2 RUNS=${RUNS:-3}); LE_CELLS=$((4 * ${RUNS:-3})); fi
+  if q; then LE_ENV=(SECS=1 CONNS=16); LE_CELLS=2; else LE_ENV=(SECS=2 RUNS=${RUNS:-3}); LE_CELLS=$((4 * ${RUNS:-3})); fi
   # conch and lsocket always run; cqueues and luv where their Debian packages are.
   local k=2 m
   for m in cqueues luv; do LUA_CPATH=";;" lua5.4 -e "require '$m'" 2>/dev/null && k=$((k + 1)); done
@@ -200,14 +202,15 @@ describe_lua_echo() {
   expect=$((LE_CELLS * k)); est=$((expect * $(q && echo 1 || echo 3)))
 }
 run_lua_echo() {
-  local log_=$OUT/logs/lua_echo.raw
-  env "${LE_ENV[@]}" bash "$ROOT/bench/run_lua_echo.sh" "$BUILD" | tee "$log_"
+  local log_=$OUT/logs/lua_echo.raw rc=0
+  env "${LE_ENV[@]}" bash "$ROOT/bench/run_lua_echo.sh" "$BUILD" | tee "$log_" || rc=$?
   # Lines: run=<r> server=<s> bench=sock_echo ... conns= size= msgs_per_s= server_cpu_ns_per_msg=
   awk -v OFS='\t' '$1 ~ /^run=/ && $2 ~ /^server=/ {
       for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
       cell = "tcp " v["conns"] " x " v["size"]
       print "msgs_per_s", cell, v["server"], v["run"], v["msgs_per_s"], "msgs/s"
       print "server_cpu_ns_per_msg", cell, v["server"], v["run"], v["server_cpu_ns_per_msg"], "ns/msg" }' "$log_" >"$tsv"
+  return $rc
 }
 
 # ---- progress ----
