@@ -9,7 +9,7 @@
 #   make bench-channels   run bench/run_channels.sh
 #   make bench-sockets    the socket echo matrix (bench/run_sockets.sh), conch vs epoll vs liburing
 #   make bench-lua        run bench/run_lua.sh
-#   make bench        every benchmark family side by side: bench/report/ (report.md, plots); QUICK=1 ~2 min
+#   make bench        every benchmark family side by side: bench/report/ (report.md, plots); QUICK=1: a few minutes
 #   make fuzz         clang-16 libFuzzer + ASan/UBSan: each tests/fuzz target for FUZZ_SECONDS (60)
 #   make clean        remove the build directories this Makefile creates (bench ones too)
 #

@@ -4,7 +4,7 @@
 # (report.md with one table per family, one PNG plot per family).
 #
 #   bench/report.sh BUILD_DIR            (a Release build with the bench targets; `make bench` makes it)
-#   QUICK=1 bench/report.sh BUILD_DIR    the same report at small sizes, ~2 minutes
+#   QUICK=1 bench/report.sh BUILD_DIR    the same report at small sizes, one round: a few minutes
 #   FAMILIES="channels sockets" ...      only these families (default: all of FAMILIES below)
 #   OUT=dir                              where the report goes (default: bench/report)
 #   BENCH_NOTE="..."                     a line for the report's head (what else ran meanwhile)
