@@ -15,9 +15,13 @@
 #                              toolchains are skipped with a note)
 #   BUILD_DIR=${BUILD_ROOT:-<repo>}/build-bench   CMake build dir (configured Release,
 #                              with CMAKE_ARGS, if new)
+#   SCALE=1                    divide every workload's default n by this (QUICK runs; F's
+#                              total ms then counts fewer timers, for every implementation)
 #   TIMEOUT=120                seconds per process; a hang is killed and counted as FAIL
 #   RESULTS=<BUILD_DIR>/bench/channels-results.txt   raw result lines (overwritten)
 #   NO_BUILD=1                 use the binaries already built
+#   BENCH_TSV=path             also write every measurement there as TSV, as it is taken
+#                              (metric cell impl run value unit; read by bench/report.sh)
 #   REV=<label>                what the table header names as the measured source
 #                              (default: git HEAD, flagged if include/ src/ channels/ differ)
 #
@@ -72,14 +76,19 @@ fi
 
 # ---- run ----
 
+# The workloads' default n (as in chan_workloads.cpp, fiber_workloads.cpp and
+# go/main.go), divided by SCALE; empty when SCALE is 1 (each program's own default).
+declare -A default_n=([A]=1000000 [B]=10000000 [C]=10000000 [D]=5000000 [E]=1000000 [F]=100000)
+n_for() { [[ ${SCALE:-1} == 1 ]] || echo $((default_n[$1] / SCALE)); }
 cmd_for() {  # impl workload -> sets cmd=(command line), empty if unavailable
   cmd=()
+  local n; n=$(n_for "$2")
   case $1 in
-    conch1) cmd=("$BIN/conch_bench_channels" "$2" 1) ;;
-    conch2) cmd=("$BIN/conch_bench_channels" "$2" 2) ;;
-    go1) if ((have_go)); then cmd=("$BIN/conch_bench_go" "$2" 1); fi ;;
-    go2) if ((have_go)); then cmd=("$BIN/conch_bench_go" "$2" 2); fi ;;
-    fiber) if ((have_fiber)); then cmd=("$BIN/conch_bench_fiber" "$2"); fi ;;
+    conch1) cmd=("$BIN/conch_bench_channels" "$2" 1 $n) ;;
+    conch2) cmd=("$BIN/conch_bench_channels" "$2" 2 $n) ;;
+    go1) if ((have_go)); then cmd=("$BIN/conch_bench_go" "$2" 1 $n); fi ;;
+    go2) if ((have_go)); then cmd=("$BIN/conch_bench_go" "$2" 2 $n); fi ;;
+    fiber) if ((have_fiber)); then cmd=("$BIN/conch_bench_fiber" "$2" $n); fi ;;
     *) log "unknown implementation $1"; exit 2 ;;
   esac
 }
@@ -87,6 +96,7 @@ cmd_for() {  # impl workload -> sets cmd=(command line), empty if unavailable
 mkdir -p "$(dirname "$RESULTS")"
 : >"$RESULTS"
 : >"$RESULTS.stderr"
+[[ -z ${BENCH_TSV:-} ]] || : >"$BENCH_TSV"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
 for ((r = 1; r <= RUNS; r++)); do
@@ -103,6 +113,13 @@ for ((r = 1; r <= RUNS; r++)); do
         line="bench=$w impl=$impl FAIL rc=$rc"
       fi
       echo "run=$r workload=$w $line" >>"$RESULTS"
+      # A failed run writes no row: report.sh counts the rows it got.
+      if [[ -n ${BENCH_TSV:-} && $line != *FAIL* ]]; then
+        awk -v OFS='\t' -v w="$w" -v impl="$impl" -v r="$r" '{
+          for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+          print "time", w, impl, r, v["value"], v["unit"]
+          if (v["cpu"] != "") print "cpu", w, impl, r, v["cpu"], v["unit"] }' <<<"$line" >>"$BENCH_TSV"
+      fi
     done
   done
 done

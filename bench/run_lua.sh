@@ -10,6 +10,8 @@
 #   RUNS=3 NA=200000 NB=2000000 bench/run_lua.sh
 #
 # BUILD_DIR (default <repo>/build-lua-rel) is configured Release if new.
+# BENCH_TSV=path also writes every measurement there as TSV, as it is taken
+# (metric cell impl run value unit; read by bench/report.sh).
 # NO_BUILD=1 uses the binaries already there. Runs are interleaved so drifting
 # load on a shared machine spreads over every implementation.
 set -euo pipefail
@@ -43,16 +45,23 @@ run() {  # prints wall/cpu (the value= and cpu= fields of the result line), or F
 
 declare -A res
 impls=(lua-embed lua-stock conch1 go1)
+[[ -z ${BENCH_TSV:-} ]] || : >"$BENCH_TSV"
+add() {  # workload impl run result(wall/cpu or FAIL): appends to res and the TSV
+  res[$1,$2]+=" $4"
+  [[ -n ${BENCH_TSV:-} && $4 == */* ]] || return 0
+  printf 'time\t%s\t%s\t%s\t%s\tns/op\ncpu\t%s\t%s\t%s\t%s\tns/op\n' \
+    "$1" "$2" "$3" "${4%/*}" "$1" "$2" "$3" "${4#*/}" >>"$BENCH_TSV"
+}
 for ((r = 1; r <= RUNS; ++r)); do
   for w in A B; do
     n=$NA; [[ $w == B ]] && n=$NB
-    res[$w,lua-embed]+=" $(run "$BUILD/bench/conch_bench_lua" $w $n)"
-    res[$w,lua-stock]+=" $(run lua5.4 -e "package.cpath='$BUILD/lua/?.so'" "$ROOT/bench/lua/run.lua" $w $n)"
-    res[$w,conch1]+=" $(run "$BUILD/bench/conch_bench_channels" $w 1 $n)"
+    add $w lua-embed $r "$(run "$BUILD/bench/conch_bench_lua" $w $n)"
+    add $w lua-stock $r "$(run lua5.4 -e "package.cpath='$BUILD/lua/?.so'" "$ROOT/bench/lua/run.lua" $w $n)"
+    add $w conch1 $r "$(run "$BUILD/bench/conch_bench_channels" $w 1 $n)"
     if [[ -x $BUILD/conch_bench_go ]]; then
-      res[$w,go1]+=" $(GOMAXPROCS=1 run "$BUILD/conch_bench_go" $w 1 $n)"
+      add $w go1 $r "$(GOMAXPROCS=1 run "$BUILD/conch_bench_go" $w 1 $n)"
     else
-      res[$w,go1]+=" FAIL"
+      add $w go1 $r FAIL
     fi
   done
 done
