@@ -86,6 +86,7 @@ struct json_decoder {
   bool busy = false;
   bool too_deep = false;
   bool no_stack = false;
+  bool lone_surrogate = false;
   int depth = 0;
   // Per open container: the last array index stored, or -1 for an object.
   lua_Integer index[kMaxDepth + 1] = {};
@@ -149,11 +150,27 @@ struct json_decoder {
     return add();
   }
   bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not requested
+  // RapidJSON 1.1 turns a lone \uDC00..\uDFFF escape into the bytes ED B0..BF
+  // xx, which are not UTF-8 (json.encode would then refuse the string): such
+  // a string is refused, as RapidJSON refuses a lone high surrogate. Valid
+  // UTF-8 never has ED followed by A0..BF, so looking at each ED suffices.
+  bool valid_utf8(const char* s, rapidjson::SizeType n) {
+    const char* end = s + n;
+    for (const char* p = s; (p = static_cast<const char*>(std::memchr(p, 0xED, end - p))) != nullptr; ++p) {
+      if (p + 1 < end && static_cast<unsigned char>(p[1]) >= 0xA0) {
+        lone_surrogate = true;
+        return false;
+      }
+    }
+    return true;
+  }
   bool String(const char* s, rapidjson::SizeType n, bool) {
+    if (!valid_utf8(s, n)) return false;
     lua_pushlstring(L, s, n);
     return add();
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (!valid_utf8(s, n)) return false;
     lua_pushlstring(L, s, n);
     return true;
   }
@@ -182,17 +199,27 @@ int json_decode(lua_State* L) {
   d->busy = true;
   d->L = L;
   d->depth = 0;
-  d->too_deep = d->no_stack = false;
+  d->too_deep = d->no_stack = d->lone_surrogate = false;
   rapidjson::MemoryStream ms(s, n);
   rapidjson::ParseResult r = d->reader.Parse<kParseFlags>(ms, *d);
   d->busy = !cached;
-  if (r) return 1;  // the root value is on top
+  if (r && ms.Tell() == n) return 1;  // the root value is on top
+  if (r) {
+    // RapidJSON's streams end at a NUL byte: "1\0garbage" parsed as 1.
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    lua_pushfstring(L, "json.decode: a NUL byte after the value at offset %d", static_cast<int>(ms.Tell()));
+    return 2;
+  }
   lua_pushnil(L);
   if (d->too_deep) {
     lua_pushfstring(L, "json.decode: nesting deeper than %d at offset %d", kMaxDepth,
                     static_cast<int>(r.Offset()));
   } else if (d->no_stack) {
     lua_pushfstring(L, "json.decode: out of Lua stack at offset %d", static_cast<int>(r.Offset()));
+  } else if (d->lone_surrogate) {
+    lua_pushfstring(L, "json.decode: a lone low surrogate (\\uDC00..\\uDFFF) in a string before offset %d",
+                    static_cast<int>(r.Offset()));
   } else {
     lua_pushfstring(L, "json.decode: %s at offset %d", rapidjson::GetParseError_En(r.Code()),
                     static_cast<int>(r.Offset()));

@@ -105,6 +105,26 @@ T.test("bad JSON is nil plus a message; deep nesting is an error, not a crash", 
   T.raises(function() json.encode({[true] = 1}) end, "boolean cannot be a JSON key")
 end)
 
+-- Both found by the json fuzz target (tests/fuzz/corpus/json).
+T.test("json.decode refuses a lone low surrogate and bytes after a NUL", function()
+  for _, bad in ipairs({'"\\udc00"', '"a\\udfffb"', '{"\\udc00":1}', '["\\ud800\\udc00", "\\ude00"]'}) do
+    local v, err = json.decode(bad)
+    T.eq(v, nil, "decode " .. bad)
+    T.ok(err:find("lone low surrogate", 1, true), "message for " .. bad .. ": " .. tostring(err))
+  end
+  -- A surrogate pair is fine, and what decode returns, encode accepts.
+  T.eq(json.encode(assert(json.decode('"\\ud800\\udc00"'))), '"\u{10000}"', "a pair")
+  for _, bad in ipairs({"1\0garbage", "[1]\0", '{"a":1} \0 2'}) do
+    local v, err = json.decode(bad)
+    T.eq(v, nil, "decode with a NUL")
+    T.ok(err:find("NUL byte after the value", 1, true), tostring(err))
+  end
+  T.eq(json.decode('"a\\u0000b"'), "a\0b", "an escaped NUL inside a string is fine")
+  -- The nesting bound is exactly 1000 levels.
+  T.ok(json.decode(string.rep("[", 1000) .. string.rep("]", 1000)), "1000 nested arrays")
+  T.eq(json.decode(string.rep("[", 1001) .. string.rep("]", 1001)), nil, "1001 nested arrays")
+end)
+
 T.test("iconv converts latin1 to UTF-8 and back, and reports bad input", function()
   T.eq(util.iconv("caf\xe9", "ISO-8859-1", "UTF-8"), "caf\xc3\xa9", "latin1 -> utf-8")
   T.eq(util.iconv("caf\xc3\xa9", "UTF-8", "LATIN1"), "caf\xe9", "utf-8 -> latin1")
