@@ -87,7 +87,11 @@ struct json_decoder {
   bool too_deep = false;
   bool no_stack = false;
   bool lone_surrogate = false;
+  bool infinite = false;
   int depth = 0;
+  // The text being parsed and the stream over it (for zero_mantissa).
+  const char* text = nullptr;
+  const rapidjson::MemoryStream* stream = nullptr;
   // Per open container: the last array index stored, or -1 for an object.
   lua_Integer index[kMaxDepth + 1] = {};
   rapidjson::Reader reader;
@@ -145,7 +149,30 @@ struct json_decoder {
     }
     return add();
   }
+  // RapidJSON 1.1's full-precision path gets a zero significand with a big
+  // exponent wrong ("0e-324" came back as -1.3e-141: DiyFp::Normalize takes
+  // clz(0)). A number's text ends where the stream stands when its handler
+  // runs: true if its mantissa (before any e/E) has no digit but 0, with
+  // *negative set when the number starts with '-'.
+  bool zero_mantissa(bool* negative) const {
+    const char* end = text + stream->Tell();
+    const char* p = end;
+    while (p > text && p[-1] != '\0' && std::strchr("0123456789+-.eE", p[-1]) != nullptr) --p;
+    *negative = p < end && *p == '-';
+    for (; p < end && *p != 'e' && *p != 'E'; ++p) {
+      if (*p >= '1' && *p <= '9') return false;
+    }
+    return true;
+  }
   bool Double(double v) {
+    bool negative = false;
+    if (v != 0 && zero_mantissa(&negative)) v = negative ? -0.0 : 0.0;
+    // RapidJSON refuses exponents over 308 but rounds 1.7976931348624e308
+    // (just over the largest double) to infinity, which JSON cannot hold.
+    if (!std::isfinite(v)) {
+      infinite = true;
+      return false;
+    }
     lua_pushnumber(L, v);
     return add();
   }
@@ -199,8 +226,10 @@ int json_decode(lua_State* L) {
   d->busy = true;
   d->L = L;
   d->depth = 0;
-  d->too_deep = d->no_stack = d->lone_surrogate = false;
+  d->too_deep = d->no_stack = d->lone_surrogate = d->infinite = false;
   rapidjson::MemoryStream ms(s, n);
+  d->text = s;
+  d->stream = &ms;
   rapidjson::ParseResult r = d->reader.Parse<kParseFlags>(ms, *d);
   d->busy = !cached;
   if (r && ms.Tell() == n) return 1;  // the root value is on top
@@ -217,6 +246,8 @@ int json_decode(lua_State* L) {
                     static_cast<int>(r.Offset()));
   } else if (d->no_stack) {
     lua_pushfstring(L, "json.decode: out of Lua stack at offset %d", static_cast<int>(r.Offset()));
+  } else if (d->infinite) {
+    lua_pushfstring(L, "json.decode: a number too big for a double before offset %d", static_cast<int>(r.Offset()));
   } else if (d->lone_surrogate) {
     lua_pushfstring(L, "json.decode: a lone low surrogate (\\uDC00..\\uDFFF) in a string before offset %d",
                     static_cast<int>(r.Offset()));

@@ -105,8 +105,8 @@ T.test("bad JSON is nil plus a message; deep nesting is an error, not a crash", 
   T.raises(function() json.encode({[true] = 1}) end, "boolean cannot be a JSON key")
 end)
 
--- Both found by the json fuzz target (tests/fuzz/corpus/json).
-T.test("json.decode refuses a lone low surrogate and bytes after a NUL", function()
+-- All three found by the json fuzz target (tests/fuzz/corpus/json).
+T.test("json.decode refuses a lone low surrogate, bytes after a NUL, and infinity", function()
   for _, bad in ipairs({'"\\udc00"', '"a\\udfffb"', '{"\\udc00":1}', '["\\ud800\\udc00", "\\ude00"]'}) do
     local v, err = json.decode(bad)
     T.eq(v, nil, "decode " .. bad)
@@ -120,6 +120,20 @@ T.test("json.decode refuses a lone low surrogate and bytes after a NUL", functio
     T.ok(err:find("NUL byte after the value", 1, true), tostring(err))
   end
   T.eq(json.decode('"a\\u0000b"'), "a\0b", "an escaped NUL inside a string is fine")
+  -- Just over the largest double rounds to infinity: refused, as 1e400 is.
+  local v, err = json.decode("[1.7976931348624157e308]")
+  T.eq(v, nil, "a number that rounds to infinity")
+  T.ok(err:find("too big", 1, true), tostring(err))
+  T.eq(json.decode("1.7976931348623157e308"), 1.7976931348623157e308, "the largest double is fine")
+  -- A zero with a big exponent takes RapidJSON 1.1's clz(0) path (0e-324
+  -- came back as -1.3e-141): 0.0, with its sign.
+  for _, z in ipairs({"0e-324", "0.0e-400", "-0e-330", "[0.000e-350]", "0E-9999"}) do
+    local d = json.decode(z)
+    if type(d) == "table" then d = d[1] end
+    T.eq(math.type(d), "float", z)
+    T.eq(d, 0.0, z)
+    T.eq(1 / d, z:find("-", 1, true) == 1 and -math.huge or math.huge, z .. " keeps its sign")
+  end
   -- The nesting bound is exactly 1000 levels.
   T.ok(json.decode(string.rep("[", 1000) .. string.rep("]", 1000)), "1000 nested arrays")
   T.eq(json.decode(string.rep("[", 1001) .. string.rep("]", 1001)), nil, "1001 nested arrays")
