@@ -21,10 +21,13 @@
 
 #include <dirent.h>
 #include <iconv.h>
+#include <locale.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <clocale>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -77,7 +80,10 @@ T* new_box(lua_State* L) {
 
 // ---- JSON (RapidJSON) ----
 
-constexpr unsigned kParseFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag |
+// Numbers come as text (RawNumber below), not through RapidJSON 1.1's own
+// conversion: that one reads past its table of powers for a long mantissa
+// with a big exponent, and returned -1.3e-141 for "0e-324".
+constexpr unsigned kParseFlags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseValidateEncodingFlag;
 
 // SAX handler that builds the Lua value on the stack of L.
@@ -89,9 +95,6 @@ struct json_decoder {
   bool lone_surrogate = false;
   bool infinite = false;
   int depth = 0;
-  // The text being parsed and the stream over it (for zero_mantissa).
-  const char* text = nullptr;
-  const rapidjson::MemoryStream* stream = nullptr;
   // Per open container: the last array index stored, or -1 for an object.
   lua_Integer index[kMaxDepth + 1] = {};
   rapidjson::Reader reader;
@@ -149,26 +152,27 @@ struct json_decoder {
     }
     return add();
   }
-  // RapidJSON 1.1's full-precision path gets a zero significand with a big
-  // exponent wrong ("0e-324" came back as -1.3e-141: DiyFp::Normalize takes
-  // clz(0)). A number's text ends where the stream stands when its handler
-  // runs: true if its mantissa (before any e/E) has no digit but 0, with
-  // *negative set when the number starts with '-'.
-  bool zero_mantissa(bool* negative) const {
-    const char* end = text + stream->Tell();
-    const char* p = end;
-    while (p > text && p[-1] != '\0' && std::strchr("0123456789+-.eE", p[-1]) != nullptr) --p;
-    *negative = p < end && *p == '-';
-    for (; p < end && *p != 'e' && *p != 'E'; ++p) {
-      if (*p >= '1' && *p <= '9') return false;
-    }
-    return true;
-  }
   bool Double(double v) {
-    bool negative = false;
-    if (v != 0 && zero_mantissa(&negative)) v = negative ? -0.0 : 0.0;
-    // RapidJSON refuses exponents over 308 but rounds 1.7976931348624e308
-    // (just over the largest double) to infinity, which JSON cannot hold.
+    lua_pushnumber(L, v);
+    return add();
+  }
+  // A number's text (NUL-terminated, already checked as JSON): an integer
+  // that fits a Lua integer stays one; anything else is the nearest double
+  // (glibc's strtod_l in the C locale: correctly rounded, whatever locale
+  // the program set), as Lua's own reader does. One that rounds to infinity
+  // (1.7976931348624e308, just over the largest double) is refused: JSON
+  // cannot hold it.
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    if (std::strpbrk(s, ".eE") == nullptr) {
+      lua_Integer i = 0;
+      auto [end, ec] = std::from_chars(s, s + n, i);
+      if (ec == std::errc() && end == s + n) {
+        lua_pushinteger(L, i);
+        return add();
+      }
+    }
+    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
+    const double v = strtod_l(s, nullptr, c_locale);
     if (!std::isfinite(v)) {
       infinite = true;
       return false;
@@ -176,7 +180,6 @@ struct json_decoder {
     lua_pushnumber(L, v);
     return add();
   }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not requested
   // RapidJSON 1.1 turns a lone \uDC00..\uDFFF escape into the bytes ED B0..BF
   // xx, which are not UTF-8 (json.encode would then refuse the string): such
   // a string is refused, as RapidJSON refuses a lone high surrogate. Valid
@@ -228,8 +231,6 @@ int json_decode(lua_State* L) {
   d->depth = 0;
   d->too_deep = d->no_stack = d->lone_surrogate = d->infinite = false;
   rapidjson::MemoryStream ms(s, n);
-  d->text = s;
-  d->stream = &ms;
   rapidjson::ParseResult r = d->reader.Parse<kParseFlags>(ms, *d);
   d->busy = !cached;
   if (r && ms.Tell() == n) return 1;  // the root value is on top
