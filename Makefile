@@ -139,7 +139,7 @@ test-clang: deps
 # (The ordinary builds replay the committed corpora as CTests: fuzz_replay.*.)
 BUILD_FUZZ   := $(BUILD_ROOT)/build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= frames address nats json_stream lua_values lua_options
+FUZZ_TARGETS ?= frames address nats json_stream json lua_values lua_options
 fuzz: deps
 	$(call configure,$(BUILD_FUZZ),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DCONCH_SANITIZE=address$(comma)undefined -DCONCH_FUZZ=ON -DCONCH_BUILD_BENCH=OFF -DCONCH_BUILD_EXAMPLES=OFF)
 	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(addprefix conch_fuzz_,$(FUZZ_TARGETS))

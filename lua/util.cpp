@@ -21,10 +21,13 @@
 
 #include <dirent.h>
 #include <iconv.h>
+#include <locale.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <clocale>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -77,7 +80,10 @@ T* new_box(lua_State* L) {
 
 // ---- JSON (RapidJSON) ----
 
-constexpr unsigned kParseFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag |
+// Numbers come as text (RawNumber below), not through RapidJSON 1.1's own
+// conversion: that one reads past its table of powers for a long mantissa
+// with a big exponent, and returned -1.3e-141 for "0e-324".
+constexpr unsigned kParseFlags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseValidateEncodingFlag;
 
 // SAX handler that builds the Lua value on the stack of L.
@@ -86,6 +92,8 @@ struct json_decoder {
   bool busy = false;
   bool too_deep = false;
   bool no_stack = false;
+  bool lone_surrogate = false;
+  bool infinite = false;
   int depth = 0;
   // Per open container: the last array index stored, or -1 for an object.
   lua_Integer index[kMaxDepth + 1] = {};
@@ -148,12 +156,51 @@ struct json_decoder {
     lua_pushnumber(L, v);
     return add();
   }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not requested
+  // A number's text (NUL-terminated, already checked as JSON): an integer
+  // that fits a Lua integer stays one; anything else is the nearest double
+  // (glibc's strtod_l in the C locale: correctly rounded, whatever locale
+  // the program set), as Lua's own reader does. One that rounds to infinity
+  // (1.7976931348624e308, just over the largest double) is refused: JSON
+  // cannot hold it.
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    if (std::strpbrk(s, ".eE") == nullptr) {
+      lua_Integer i = 0;
+      auto [end, ec] = std::from_chars(s, s + n, i);
+      if (ec == std::errc() && end == s + n) {
+        lua_pushinteger(L, i);
+        return add();
+      }
+    }
+    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
+    const double v = strtod_l(s, nullptr, c_locale);
+    if (!std::isfinite(v)) {
+      infinite = true;
+      return false;
+    }
+    lua_pushnumber(L, v);
+    return add();
+  }
+  // RapidJSON 1.1 turns a lone \uDC00..\uDFFF escape into the bytes ED B0..BF
+  // xx, which are not UTF-8 (json.encode would then refuse the string): such
+  // a string is refused, as RapidJSON refuses a lone high surrogate. Valid
+  // UTF-8 never has ED followed by A0..BF, so looking at each ED suffices.
+  bool valid_utf8(const char* s, rapidjson::SizeType n) {
+    const char* end = s + n;
+    for (const char* p = s; (p = static_cast<const char*>(std::memchr(p, 0xED, end - p))) != nullptr; ++p) {
+      if (p + 1 < end && static_cast<unsigned char>(p[1]) >= 0xA0) {
+        lone_surrogate = true;
+        return false;
+      }
+    }
+    return true;
+  }
   bool String(const char* s, rapidjson::SizeType n, bool) {
+    if (!valid_utf8(s, n)) return false;
     lua_pushlstring(L, s, n);
     return add();
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (!valid_utf8(s, n)) return false;
     lua_pushlstring(L, s, n);
     return true;
   }
@@ -182,17 +229,29 @@ int json_decode(lua_State* L) {
   d->busy = true;
   d->L = L;
   d->depth = 0;
-  d->too_deep = d->no_stack = false;
+  d->too_deep = d->no_stack = d->lone_surrogate = d->infinite = false;
   rapidjson::MemoryStream ms(s, n);
   rapidjson::ParseResult r = d->reader.Parse<kParseFlags>(ms, *d);
   d->busy = !cached;
-  if (r) return 1;  // the root value is on top
+  if (r && ms.Tell() == n) return 1;  // the root value is on top
+  if (r) {
+    // RapidJSON's streams end at a NUL byte: "1\0garbage" parsed as 1.
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    lua_pushfstring(L, "json.decode: a NUL byte after the value at offset %d", static_cast<int>(ms.Tell()));
+    return 2;
+  }
   lua_pushnil(L);
   if (d->too_deep) {
     lua_pushfstring(L, "json.decode: nesting deeper than %d at offset %d", kMaxDepth,
                     static_cast<int>(r.Offset()));
   } else if (d->no_stack) {
     lua_pushfstring(L, "json.decode: out of Lua stack at offset %d", static_cast<int>(r.Offset()));
+  } else if (d->infinite) {
+    lua_pushfstring(L, "json.decode: a number too big for a double before offset %d", static_cast<int>(r.Offset()));
+  } else if (d->lone_surrogate) {
+    lua_pushfstring(L, "json.decode: a lone low surrogate (\\uDC00..\\uDFFF) in a string before offset %d",
+                    static_cast<int>(r.Offset()));
   } else {
     lua_pushfstring(L, "json.decode: %s at offset %d", rapidjson::GetParseError_En(r.Code()),
                     static_cast<int>(r.Offset()));

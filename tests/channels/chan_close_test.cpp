@@ -100,12 +100,17 @@ TEST_CASE("close wakes every parked receiver with nullopt", "[chan][close]") {
     auto ch = k.make<int>();
     int woken = conch::test::run_on(2, [](chan<int> c) -> task<int> {
       std::vector<chan<int>> results;
+      conch::test::arrivals parking;
       for (int i = 0; i < 8; ++i)
-        results.push_back(conch::go([](chan<int> cc) -> task<int> {
+        results.push_back(conch::go([](chan<int> cc, conch::test::arrivals p) -> task<int> {
+          p.arrive();
           auto v = co_await cc.recv();
           co_return v.has_value() ? 1 : 0;
-        }, c));
-      co_await conch::sleep(20ms);  // let them park
+        }, c, parking));
+      // Close once all eight are parked (or, on the other loop, about to:
+      // a receiver that parks after the close sees it at once, same result).
+      bool all_there = co_await conch::test::arrived(parking, 8);
+      CHECK(all_there);
       c.close();
       int closed_seen = 0;
       for (auto& r : results) closed_seen += (co_await r.recv()) == 0 ? 1 : 0;
@@ -126,11 +131,14 @@ TEST_CASE("close wakes every parked sender with false", "[chan][close]") {
     }
     int failed = conch::test::run_on(2, [](chan<int> c) -> task<int> {
       std::vector<chan<bool>> results;
+      conch::test::arrivals parking;
       for (int i = 0; i < 8; ++i)
-        results.push_back(conch::go([](chan<int> cc, int v) -> task<bool> {
+        results.push_back(conch::go([](chan<int> cc, int v, conch::test::arrivals p) -> task<bool> {
+          p.arrive();
           co_return co_await cc.send(v);
-        }, c, i));
-      co_await conch::sleep(20ms);
+        }, c, i, parking));
+      bool all_there = co_await conch::test::arrived(parking, 8);  // parked, or about to
+      CHECK(all_there);
       c.close();
       int n = 0;
       for (auto& r : results) n += *(co_await r.recv()) ? 0 : 1;
@@ -153,11 +161,15 @@ TEST_CASE("close wakes a parked select and a blocked plain thread", "[chan][clos
     std::thread blocked([&] { thread_result = ch.recv_blocking().has_value() ? 1 : 0; });
     int index = conch::test::run_on(1, [](chan<int> c) -> task<int> {
       chan<int> never;
-      auto r = conch::go([](chan<int> a, chan<int> b) -> task<int> {
+      conch::test::arrivals parking;
+      auto r = conch::go([](chan<int> a, chan<int> b, conch::test::arrivals p) -> task<int> {
+        p.arrive();
         auto s = co_await conch::select(conch::recv(b), conch::recv(a));
         co_return std::get<1>(s).has_value() ? 100 : static_cast<int>(s.index());
-      }, c, never);
-      co_await conch::sleep(20ms);
+      }, c, never, parking);
+      // One loop: once the select counted itself, it ran on until it parked.
+      bool parked = co_await conch::test::arrived(parking, 1);
+      CHECK(parked);
       c.close();
       co_return *(co_await r.recv());
     }(ch));

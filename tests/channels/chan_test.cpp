@@ -41,8 +41,13 @@ TEST_CASE("a fixed buffer holds n values, then send parks", "[chan]") {
   CHECK(ch.size() == 3);
   auto order = conch::test::run_on(1, [](chan<int> c) -> task<std::vector<int>> {
     // A parked sender's value goes in behind the buffered ones.
-    auto sender = conch::go([](chan<int> cc) -> task<bool> { co_return co_await cc.send(4); }, c);
-    co_await conch::sleep(5ms);
+    conch::test::arrivals parked;  // one loop: counted means parked
+    auto sender = conch::go([](chan<int> cc, conch::test::arrivals p) -> task<bool> {
+      p.arrive();
+      co_return co_await cc.send(4);
+    }, c, parked);
+    bool sender_parked = co_await conch::test::arrived(parked, 1);
+    CHECK(sender_parked);
     std::vector<int> out;
     for (int i = 0; i < 4; ++i) out.push_back(*co_await c.recv());
     CHECK(*(co_await sender.recv()));
@@ -71,11 +76,14 @@ TEST_CASE("dropping and sliding buffers never park senders", "[chan]") {
 TEST_CASE("a sender meeting a parked receiver hands the value over directly", "[chan]") {
   chan<std::unique_ptr<int>> ch(4);  // buffered, but the receiver is already waiting
   auto v = conch::test::run_on(1, [](chan<std::unique_ptr<int>> c) -> task<int> {
-    auto r = conch::go([](chan<std::unique_ptr<int>> cc) -> task<int> {
+    conch::test::arrivals parked;  // one loop: counted means parked
+    auto r = conch::go([](chan<std::unique_ptr<int>> cc, conch::test::arrivals a) -> task<int> {
+      a.arrive();
       auto p = co_await cc.recv();
       co_return **p;
-    }, c);
-    co_await conch::sleep(5ms);
+    }, c, parked);
+    bool receiver_parked = co_await conch::test::arrived(parked, 1);
+    CHECK(receiver_parked);
     CHECK(co_await c.send(std::make_unique<int>(77)));
     CHECK(c.size() == 0);  // never went through the buffer
     co_return *(co_await r.recv());
@@ -87,11 +95,15 @@ TEST_CASE("a promise channel gives its first value to every receiver", "[chan][p
   auto p = conch::promise_chan<std::string>();
   auto n = conch::test::run_on(2, [](chan<std::string> pc) -> task<int> {
     std::vector<chan<std::string>> rs;
+    conch::test::arrivals parking;
     for (int i = 0; i < 10; ++i)
-      rs.push_back(conch::go([](chan<std::string> c) -> task<std::string> {
+      rs.push_back(conch::go([](chan<std::string> c, conch::test::arrivals a) -> task<std::string> {
+        a.arrive();
         co_return *(co_await c.recv());
-      }, pc));
-    co_await conch::sleep(10ms);
+      }, pc, parking));
+    // Parked, or about to (then they find the promise kept: same value).
+    bool all_there = co_await conch::test::arrived(parking, 10);
+    CHECK(all_there);
     CHECK(co_await pc.send("done"));
     CHECK(co_await pc.send("ignored"));
     int ok = 0;

@@ -137,20 +137,26 @@ TEST_CASE("losing cases are withdrawn before select returns", "[select]") {
   // so a try_send on the unbuffered a must fail.
   conch::test::run_on(1, []() -> task<void> {
     chan<int> a, b;
-    auto sel = conch::go([](chan<int> x, chan<int> y) -> task<std::size_t> {
+    // One loop: a select that counted itself ran on until it parked.
+    conch::test::arrivals parked;
+    auto sel = conch::go([](chan<int> x, chan<int> y, conch::test::arrivals p) -> task<std::size_t> {
+      p.arrive();
       auto r = co_await conch::select(recv(x), recv(y));
       co_return r.index();
-    }, a, b);
-    co_await conch::sleep(5ms);
+    }, a, b, parked);
+    bool first_parked = co_await conch::test::arrived(parked, 1);
+    CHECK(first_parked);
     CHECK(co_await b.send(1));
     CHECK(*(co_await sel.recv()) == 1);
     CHECK_FALSE(a.try_send(2));
     // Likewise a losing send case keeps its value: nobody receives it later.
-    auto sel2 = conch::go([](chan<int> x, chan<int> y) -> task<std::size_t> {
+    auto sel2 = conch::go([](chan<int> x, chan<int> y, conch::test::arrivals p) -> task<std::size_t> {
+      p.arrive();
       auto r = co_await conch::select(send(x, 10), recv(y));
       co_return r.index();
-    }, a, b);
-    co_await conch::sleep(5ms);
+    }, a, b, parked);
+    bool second_parked = co_await conch::test::arrived(parked, 2);
+    CHECK(second_parked);
     CHECK(co_await b.send(3));
     CHECK(*(co_await sel2.recv()) == 1);
     CHECK_FALSE(a.try_recv().has_value());
@@ -215,12 +221,17 @@ TEST_CASE("a select parked on many channels wakes for any one of them", "[select
     std::vector<chan<int>> cs(20);
     std::vector<std::size_t> fired;
     for (std::size_t k : {3u, 17u, 0u, 19u}) {
-      auto r = conch::go([](std::vector<chan<int>> v) -> task<std::size_t> {
+      conch::test::arrivals parking;
+      auto r = conch::go([](std::vector<chan<int>> v, conch::test::arrivals p) -> task<std::size_t> {
+        p.arrive();
         auto [idx, val] = co_await conch::select(v);
         CHECK(val == static_cast<int>(idx));
         co_return idx;
-      }, cs);
-      co_await conch::sleep(2ms);
+      }, cs, parking);
+      // Parked (or, on the other loop, about to: then it finds the value
+      // ready instead, same index).
+      bool there = co_await conch::test::arrived(parking, 1);
+      CHECK(there);
       CHECK(co_await cs[k].send(static_cast<int>(k)));
       fired.push_back(*(co_await r.recv()));
     }

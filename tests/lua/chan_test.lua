@@ -104,9 +104,10 @@ T.test("close wakes every parked receiver with nil", function()
                         function() return conch.chan { dropping = 1 } end,
                         function() return conch.chan { sliding = 1 } end, conch.promise } do
     local ch = mk()
-    local rs = {}
-    for i = 1, 3 do rs[i] = conch.go(function() return ch:recv() == nil end) end
-    conch.sleep(5)  -- let them park
+    local rs, parked = {}, 0
+    for i = 1, 3 do rs[i] = conch.go(function() parked = parked + 1; return ch:recv() == nil end) end
+    -- One Lua state: a go block that counted itself ran on until it parked.
+    T.eventually(function() return parked == 3 end, "three receivers parked")
     ch:close()
     for i = 1, 3 do T.eq(rs[i]:recv(), true, "receiver " .. i) end
   end
@@ -115,9 +116,9 @@ end)
 T.test("close wakes every parked sender with false", function()
   for _, ch in ipairs { conch.chan(), conch.chan(1) } do
     if ch:size() == 0 and ch:try_send(0) then end  -- fill a buffer of 1
-    local ss = {}
-    for i = 1, 3 do ss[i] = conch.go(function() return ch:send(i) end) end
-    conch.sleep(5)
+    local ss, parked = {}, 0
+    for i = 1, 3 do ss[i] = conch.go(function() parked = parked + 1; return ch:send(i) end) end
+    T.eventually(function() return parked == 3 end, "three senders parked")
     ch:close()
     for i = 1, 3 do T.eq(ss[i]:recv(), false, "sender " .. i) end
   end

@@ -77,10 +77,12 @@ T.test("an error in a go block closes its result channel and is reported", funct
 end)
 
 T.test("an error in an error handler does not crash the process", function()
-  conch.on_error(function() error("handler fails too") end)
+  local called = false
+  conch.on_error(function() called = true; error("handler fails too") end)
   local r = conch.go(function() error("first") end)
   T.eq(r:recv(), nil)
-  conch.sleep(5)
+  T.eventually(function() return called end, "the handler ran")
+  T.eq(conch.go(function() return "alive" end):recv(), "alive", "go blocks still run")
   conch.on_error(nil)
 end)
 
@@ -138,8 +140,10 @@ end)
 
 T.test("a channel park inside a user coroutine is passed up to the go block", function()
   local ch = conch.chan()
+  local parked = false
   local r = conch.go(function()
     local co = coroutine.create(function(x)
+      parked = true
       local v = ch:recv()            -- parks the whole go block
       local y = coroutine.yield(x + v)  -- a plain yield reaches our resume
       return y * 2
@@ -148,7 +152,7 @@ T.test("a channel park inside a user coroutine is passed up to the go block", fu
     local ok2, b = coroutine.resume(co, 21)
     return (ok1 and ok2) and (a .. ":" .. b) or "failed"
   end)
-  conch.sleep(5)
+  T.eventually(function() return parked end, "the go block parked")  -- one state: counted, then parked
   ch:send(10)
   T.eq(r:recv(), "11:42")
 end)
@@ -165,7 +169,8 @@ T.test("parks pass through two levels of coroutine.wrap, and pcall", function()
     end)
     return outer()
   end)
-  conch.go(function() conch.sleep(5); ch:send(41) end)
+  -- try_send on the unbuffered ch succeeds only once the inner recv is parked.
+  conch.go(function() T.poll(function() return ch:try_send(41) end, 5000) end)
   T.eq(r:recv(), 42)
 end)
 

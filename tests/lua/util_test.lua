@@ -105,6 +105,47 @@ T.test("bad JSON is nil plus a message; deep nesting is an error, not a crash", 
   T.raises(function() json.encode({[true] = 1}) end, "boolean cannot be a JSON key")
 end)
 
+-- All three found by the json fuzz target (tests/fuzz/corpus/json).
+T.test("json.decode refuses a lone low surrogate, bytes after a NUL, and infinity", function()
+  for _, bad in ipairs({'"\\udc00"', '"a\\udfffb"', '{"\\udc00":1}', '["\\ud800\\udc00", "\\ude00"]'}) do
+    local v, err = json.decode(bad)
+    T.eq(v, nil, "decode " .. bad)
+    T.ok(err:find("lone low surrogate", 1, true), "message for " .. bad .. ": " .. tostring(err))
+  end
+  -- A surrogate pair is fine, and what decode returns, encode accepts.
+  T.eq(json.encode(assert(json.decode('"\\ud800\\udc00"'))), '"\u{10000}"', "a pair")
+  for _, bad in ipairs({"1\0garbage", "[1]\0", '{"a":1} \0 2'}) do
+    local v, err = json.decode(bad)
+    T.eq(v, nil, "decode with a NUL")
+    T.ok(err:find("NUL byte after the value", 1, true), tostring(err))
+  end
+  T.eq(json.decode('"a\\u0000b"'), "a\0b", "an escaped NUL inside a string is fine")
+  -- Just over the largest double rounds to infinity: refused, as 1e400 is.
+  local v, err = json.decode("[1.7976931348624157e308]")
+  T.eq(v, nil, "a number that rounds to infinity")
+  T.ok(err:find("too big", 1, true), tostring(err))
+  T.eq(json.decode("1.7976931348623157e308"), 1.7976931348623157e308, "the largest double is fine")
+  -- RapidJSON 1.1's own conversion gave -1.3e-141 for 0e-324, and read past
+  -- its table for a long mantissa with a big exponent.
+  for _, z in ipairs({"0e-324", "0.0e-400", "-0e-330", "[0.000e-350]", "0E-9999"}) do
+    local d = json.decode(z)
+    if type(d) == "table" then d = d[1] end
+    T.eq(math.type(d), "float", z)
+    T.eq(d, 0.0, z)
+    T.eq(1 / d, z:find("-", 1, true) == 1 and -math.huge or math.huge, z .. " keeps its sign")
+  end
+  local big = json.decode("[184467000000000013280283869726867000000000013280283869726800000948623157e308]")
+  T.eq(big, nil, "a long mantissa with e308 is too big")
+  T.eq(json.decode("1844674407370955161500000000000e-30"), 1.8446744073709552, "long mantissa, small exponent")
+  T.eq(math.type(json.decode("9223372036854775807")), "integer", "the largest integer")
+  T.eq(math.type(json.decode("9223372036854775808")), "float", "one more: a float")
+  T.eq(json.decode("-9223372036854775808"), math.mininteger, "the smallest integer")
+  T.eq(json.decode("0.1"), 0.1, "0.1 correctly rounded")
+  -- The nesting bound is exactly 1000 levels.
+  T.ok(json.decode(string.rep("[", 1000) .. string.rep("]", 1000)), "1000 nested arrays")
+  T.eq(json.decode(string.rep("[", 1001) .. string.rep("]", 1001)), nil, "1001 nested arrays")
+end)
+
 T.test("iconv converts latin1 to UTF-8 and back, and reports bad input", function()
   T.eq(util.iconv("caf\xe9", "ISO-8859-1", "UTF-8"), "caf\xc3\xa9", "latin1 -> utf-8")
   T.eq(util.iconv("caf\xc3\xa9", "UTF-8", "LATIN1"), "caf\xe9", "utf-8 -> latin1")

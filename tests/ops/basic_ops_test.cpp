@@ -21,19 +21,6 @@ using conch::test::recv_within;
 using conch::test::run_on;
 using conch::ops_test::within;
 
-namespace {
-
-/// Sends each of `vs` to `ch` with `gap` between them, then closes `ch`.
-task<void> send_slowly(chan<int> ch, std::vector<int> vs, std::chrono::milliseconds gap) {
-  for (int v : vs) {
-    co_await conch::sleep(gap);
-    co_await ch.send(v);
-  }
-  ch.close();
-}
-
-}  // namespace
-
 TEST_CASE("pipe moves every value and closes `to` when `from` closes", "[ops][pipe]") {
   run_on(2, []() -> task<void> {
     chan<int> from = conch::to_chan(iota(50));
@@ -189,15 +176,25 @@ TEST_CASE("merge delivers every value and closes only after the last source clos
           "[ops][merge][close]") {
   run_on(2, []() -> task<void> {
     chan<int> a, b, c;
-    // The sources close at different times: a after ~10ms, b after ~40ms, c after ~80ms.
-    conch::go(send_slowly(a, {1, 2}, 5ms));
-    conch::go(send_slowly(b, {10, 11, 12, 13}, 10ms));
-    conch::go(send_slowly(c, {100, 101, 102, 103}, 20ms));
-    auto t0 = std::chrono::steady_clock::now();
     std::vector<chan<int>> sources{a, b, c};  // not inside the co_await expression (GCC 12)
-    auto d = co_await drain(conch::merge(sources));
-    CHECK(std::chrono::steady_clock::now() - t0 >= 80ms);
+    chan<int> merged = conch::merge(sources);
+    // a and b deliver everything and close while c stays open.
+    conch::onto_chan(a, std::vector<int>{1, 2});
+    conch::onto_chan(b, std::vector<int>{10, 11, 12, 13});
+    std::vector<int> first;
+    for (int i = 0; i < 6; ++i) {
+      auto g = co_await recv_within(merged);
+      if (g.timed_out || !g.value) break;
+      first.push_back(*g.value);
+    }
+    CHECK(first.size() == 6);
+    CHECK(co_await conch::ops_test::stays_silent(merged));  // c is still open: no close
+    CHECK_FALSE(merged.closed());
+    // The last source delivers and closes: then merged closes.
+    conch::onto_chan(c, std::vector<int>{100, 101, 102, 103});
+    auto d = co_await drain(merged);
     CHECK(d.closed);
+    d.values.insert(d.values.begin(), first.begin(), first.end());
     REQUIRE(d.values.size() == 10);
     // Each source's values keep their order (sources: [0,10), [10,100), [100,1000)).
     for (int lo : {0, 10, 100}) {

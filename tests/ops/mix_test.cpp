@@ -42,13 +42,11 @@ std::multiset<int> values(I... xs) {
   return m;
 }
 
-/// Waits (bounded) until `ch` is empty: the mix has read everything in it.
+/// Waits (test::patience at most) until `ch` is empty: the mix has read
+/// everything in it.
 task<bool> drained_by_mix(chan<int> ch) {
-  for (int i = 0; i < 200; ++i) {
-    if (ch.size() == 0) co_return true;
-    co_await conch::sleep(5ms);
-  }
-  co_return false;
+  auto empty = [ch] { return ch.size() == 0; };
+  co_return co_await conch::test::eventually(empty);
 }
 
 }  // namespace

@@ -119,8 +119,14 @@ TEST_CASE("unsub_all forgets a topic without closing its subscribers", "[ops][pu
     CHECK(co_await send_within(src, "b", 5));
     CHECK(co_await stays_silent(a));
     CHECK(co_await stays_silent(b));
+    // A witness subscribed with close=true is closed once the pub has
+    // handled the source's close: by then a and b would have been closed too.
+    chan<msg> witness(1);
+    p.sub("c", witness);
     src.close();
-    co_await conch::sleep(20ms);
+    auto witness_closed = [witness] { return witness.closed(); };
+    bool handled = co_await conch::test::eventually(witness_closed);
+    CHECK(handled);
     CHECK_FALSE(a.closed());
     CHECK_FALSE(b.closed());
   }());

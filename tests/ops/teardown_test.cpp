@@ -59,7 +59,13 @@ TEST_CASE("a runtime destroyed with combinators parked mid-way leaks nothing", "
       p.sub(c.s.size(), sub);
       co_await psrc.send(c);
       co_await psrc.send(c);
-      co_await conch::sleep(50ms);  // let everything reach its parking place
+      // Each combinator has taken a value and is parked passing it on (or
+      // about to park): the teardown meets them mid-way.
+      auto all_busy = [msrc, in, out, pin, psrc] {
+        return msrc.size() < 2 && in.size() < 2 && out.size() == 1 && pin.size() < 5 && psrc.size() < 2;
+      };
+      bool busy = co_await conch::test::eventually(all_busy);
+      CHECK(busy);
     }());
   }
   CHECK(counted::live == 0);

@@ -50,6 +50,18 @@ inline int raw_connect(const address& a) {
   return fd;
 }
 
+/// Whether a connect to `a` is refused now (ECONNREFUSED, or ENOENT for a
+/// removed Unix socket): nothing listens there any more. A connect that
+/// succeeds is closed at once. For eventually(): a server's close() ends
+/// its listening socket on its loop, a moment after close() returns.
+inline bool refuses_connections(const address& a) {
+  int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool refused = ::connect(fd, a.data(), a.size()) != 0 && (errno == ECONNREFUSED || errno == ENOENT);
+  ::close(fd);
+  return refused;
+}
+
 inline bool write_all(int fd, const std::string& s) {
   std::size_t off = 0;
   while (off < s.size()) {

@@ -121,8 +121,11 @@ TEST_CASE("listen and connect errors are clear statuses", "[sockets][errors]") {
     CHECK(!dup.ok());
     CHECK(std::string(dup.status().message()).find(srv->local().to_string()) != std::string::npos);
     std::string where = srv->local().to_string();
+    net::address gone = srv->local();
     srv->close();
-    co_await conch::sleep(20ms);
+    auto closed = [gone] { return refuses_connections(gone); };
+    bool listener_gone = co_await conch::test::eventually(closed);
+    CHECK(listener_gone);
     auto refused = co_await net::connect(where);
     REQUIRE(!refused.ok());
     CHECK(refused.status().code() == absl::StatusCode::kUnavailable);
@@ -189,10 +192,11 @@ TEST_CASE("a peer reset ends only that connection, with the error in status()",
     auto srv = net::listen("127.0.0.1:0", {.frame = net::framing::lines()});
     REQUIRE(srv.ok());
     net::address a = srv->local();
-    auto peer = conch::thread([a] {
+    conch::chan<int> read_first(1);  // the server has read the line: now reset
+    auto peer = conch::thread([a, read_first] {
       int fd = raw_connect(a);
       write_all(fd, "before reset\n");
-      std::this_thread::sleep_for(50ms);
+      (void)read_first.recv_blocking();
       linger l{1, 0};  // close with RST
       ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
       ::close(fd);
@@ -203,6 +207,7 @@ TEST_CASE("a peer reset ends only that connection, with the error in status()",
     auto first = co_await recv_within(s->in, 5s);
     REQUIRE(first.has_value());
     CHECK(first->value_or("?") == "before reset");
+    read_first.try_send(1);
     auto end = co_await recv_within(s->in, 5s);
     REQUIRE(end.has_value());
     CHECK(!end->has_value());
@@ -254,7 +259,9 @@ TEST_CASE("close() from another thread ends both directions", "[sockets][close]"
     auto none = co_await recv_within(srv->connections, 5s);
     REQUIRE(none.has_value());
     CHECK(!none->has_value());
-    co_await conch::sleep(20ms);
+    auto closed = [a] { return refuses_connections(a); };
+    bool listener_gone = co_await conch::test::eventually(closed);
+    CHECK(listener_gone);
     auto refused = co_await net::connect(a.to_string());
     CHECK(!refused.ok());
   }(), {.threads = 2});

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 
 #include <catch2/catch.hpp>
 
@@ -91,14 +92,19 @@ task<void> writable_and_hangup() {
   CHECK((in[0].revents & (POLLIN | POLLHUP)) != 0);  // end of stream is readable
 }
 
-task<void> parked_forever(int fd) {
+// Holds `token` while parked: its count says whether the frame was freed.
+task<void> parked_forever(int fd, std::shared_ptr<int> token, conch::test::arrivals armed) {
   pollfd fds[1] = {{fd, POLLIN, 0}};
+  armed.arrive();
   (void)co_await conch::net::wait_ready(fds, -1ns);
+  (void)token;
 }
 
-task<void> start_parked(int fd) {
-  conch::go(parked_forever(fd));
-  co_await conch::sleep(5ms);  // let it arm its poll
+task<void> start_parked(int fd, std::shared_ptr<int> token) {
+  conch::test::arrivals armed;
+  conch::go(parked_forever(fd, std::move(token), armed));
+  bool parked = co_await conch::test::arrived(armed, 1);  // one loop: counted means parked
+  CHECK(parked);
 }
 
 }  // namespace
@@ -131,9 +137,11 @@ TEST_CASE("wait_ready reports writable and end of stream", "[wait_ready]") {
 TEST_CASE("a wait still parked when its runtime ends is freed with it", "[wait_ready][teardown]") {
   conch::test::require_io_uring();
   sock_pair p;
+  auto token = std::make_shared<int>(0);
   {
     conch::runtime rt({.threads = 1});
-    rt.block_on(start_parked(p.fd[0]));
+    rt.block_on(start_parked(p.fd[0], token));
+    CHECK(token.use_count() == 2);  // the parked frame holds it
   }  // the parked frame and its in-flight wait go here (ASan reports a leak otherwise)
-  SUCCEED("runtime destroyed with a wait in flight");
+  CHECK(token.use_count() == 1);
 }

@@ -1,5 +1,5 @@
 // tests/support/test_support.hpp
-// The shared test vocabulary: run_on, recv_within, eventually, skip, require_io_uring, buffer kinds.
+// The shared test vocabulary: run_on, recv_within, eventually, arrivals, skip, require_io_uring, buffer kinds.
 //
 //   TEST_CASE("...", "[chan]") {
 //     auto got = conch::test::run_on(2, [](chan<int> c) -> task<int> {
@@ -13,10 +13,12 @@
 // each test case; a test program without Catch calls it itself.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -126,6 +128,25 @@ task<bool> eventually(F cond, std::chrono::nanoseconds limit = patience) {
     if (std::chrono::steady_clock::now() >= deadline) co_return false;
     co_await conch::sleep(std::chrono::milliseconds(1));
   }
+}
+
+/// A count of go blocks (or threads) that reached a point, for a test to
+/// wait on instead of sleeping: each calls arrive() right before the
+/// operation that parks it, the test awaits arrived(a, n). Copies share the
+/// count, so pass it to go blocks by value.
+struct arrivals {
+  std::shared_ptr<std::atomic<int>> n = std::make_shared<std::atomic<int>>(0);
+  void arrive() const noexcept { n->fetch_add(1, std::memory_order_acq_rel); }
+  int count() const noexcept { return n->load(std::memory_order_acquire); }
+};
+
+/// Waits (at most `limit`) until `a` has counted `want` arrivals: true if
+/// it did. With nothing between arrive() and the park, an arrival seen is a
+/// park done or a few instructions away; on a one-loop runtime it is a park
+/// done (the arriving go block ran on until it parked).
+inline task<bool> arrived(arrivals a, int want, std::chrono::nanoseconds limit = patience) {
+  auto cond = [a, want] { return a.count() >= want; };
+  co_return co_await eventually(cond, limit);
 }
 
 /// How long a test watches for something that must NOT happen. A wait that
