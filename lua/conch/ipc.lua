@@ -147,10 +147,24 @@ end
 --- How many malformed messages arrived (each also an "error" event).
 function base:malformed() return self._malformed end
 
--- Delivers one event to its handlers, or else to `events`.
-local function dispatch(obj, type_, data, client)
+-- json.null cannot travel on a channel (a light userdata): on `events` it
+-- becomes nil (handlers see it as it is).
+local function strip_null(v)
+  if v == NULL then return nil end
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      if x == NULL then v[k] = nil elseif type(x) == "table" then strip_null(x) end
+    end
+  end
+  return v
+end
+
+-- Delivers one event to its handlers, or else to `events`. `nulls`: the
+-- data may hold json.null.
+local function dispatch(obj, type_, data, client, nulls)
   local list = obj._handlers[type_]
   if not list then
+    if nulls or data == NULL then data = strip_null(data) end
     obj.events:send({ type = type_, data = data, client = client })
     return
   end
@@ -179,7 +193,7 @@ local function read_loop(obj, sock, client)
           local id = data_id(data)
           if id then client.id = id end
         end
-        dispatch(obj, t, data, client)
+        dispatch(obj, t, data, client, frame:find("null", 1, true))
       end
     end
   end

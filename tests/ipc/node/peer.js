@@ -15,7 +15,8 @@
 // The client exits 0 only if every check held; it prints what failed.
 'use strict';
 const path = require('path');
-const [mode, modules, where, nArg, id, kArg] = process.argv.slice(2);
+const [mode, modulesArg, where, nArg, id, kArg] = process.argv.slice(2);
+const modules = path.resolve(modulesArg || '.');
 const pkg = require(path.join(modules, 'node-ipc', 'package.json'));
 if (pkg.version !== '9.2.1') {
   console.error(`peer.js: node-ipc ${pkg.version} found; only 9.2.1 is allowed`);
