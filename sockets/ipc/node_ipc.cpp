@@ -260,7 +260,9 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
     impl->conns.push_back(st);
   }
   connection me(st);
-  co_await dispatch(impl->handlers, impl->events, local_event("connect", detail::null_data(), me));
+  // Named first: GCC 12 destroys a temporary with a destructor made inside a co_await twice.
+  event hello = local_event("connect", detail::null_data(), me);
+  co_await dispatch(impl->handlers, impl->events, std::move(hello));
   while (auto frame = co_await sock.in.recv()) {
     event ev;
     ev.from = me;
@@ -296,13 +298,14 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
     v.erase(std::remove(v.begin(), v.end(), st), v.end());
   }
   std::string id = me.id();
-  co_await dispatch(impl->handlers, impl->events,
-                    local_event("socket.disconnected", id.empty() ? bool_data(false) : string_data(id), me));
+  event bye = local_event("socket.disconnected", id.empty() ? bool_data(false) : string_data(id), me);
+  co_await dispatch(impl->handlers, impl->events, std::move(bye));
 }
 
 task<void> accept_loop(std::shared_ptr<detail::server_impl> impl) {
   net::server l = *impl->listener;
-  co_await l.serve([impl](net::socket s) { return serve_conn(impl, std::move(s)); });
+  std::function<task<void>(net::socket)> each = [impl](net::socket s) { return serve_conn(impl, std::move(s)); };
+  co_await l.serve(std::move(each));  // named: GCC 12 and capturing lambdas in co_await
 }
 
 task<bool> send_frame(chan<std::string> out, std::string frame) { co_return co_await out.send(std::move(frame)); }
@@ -452,7 +455,8 @@ task<void> run_client(std::shared_ptr<detail::client_impl> c) {
       c->connected.store(true);
       chan<unit> ended;
       chan<unit> pumped = go(pump(c, sock, ended));
-      co_await dispatch(c->handlers, c->events, local_event("connect", detail::null_data(), std::nullopt));
+      event up = local_event("connect", detail::null_data(), std::nullopt);  // named: see serve_conn
+      co_await dispatch(c->handlers, c->events, std::move(up));
       while (auto frame = co_await sock.in.recv()) {
         event ev;
         if (c->opts.raw) {
@@ -479,7 +483,8 @@ task<void> run_client(std::shared_ptr<detail::client_impl> c) {
       c->connected.store(false);
       absl::Status why = sock.status();
       set_status(*c, why.ok() ? absl::UnavailableError("ipc::client: the server closed the connection") : why);
-      co_await dispatch(c->handlers, c->events, local_event("disconnect", detail::null_data(), std::nullopt));
+      event down = local_event("disconnect", detail::null_data(), std::nullopt);
+      co_await dispatch(c->handlers, c->events, std::move(down));
     } else {
       set_status(*c, s.status());
       if (c->stop.closed()) break;
@@ -492,7 +497,8 @@ task<void> run_client(std::shared_ptr<detail::client_impl> c) {
     }
     if (c->stop.closed()) break;
     if (c->opts.stop_retrying || retries_left == 0) {
-      co_await dispatch(c->handlers, c->events, local_event("destroy", detail::null_data(), std::nullopt));
+      event gone = local_event("destroy", detail::null_data(), std::nullopt);
+      co_await dispatch(c->handlers, c->events, std::move(gone));
       break;
     }
     if (co_await wait_retry(c, c->opts.retry)) break;

@@ -168,7 +168,8 @@ TEST_CASE("raw mode carries bytes both ways with no JSON and no delimiter", "[ip
       from = (*e)->from;
     }
     CHECK(got == sent);
-    REQUIRE(co_await srv->emit_raw(*from, std::string("back\f")));
+    std::string back_bytes = "back\f";
+    REQUIRE(co_await srv->emit_raw(*from, std::move(back_bytes)));
     std::string back;
     while (back.size() < 5) {
       auto e = co_await test::recv_within(cli->events);
