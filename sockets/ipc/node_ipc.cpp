@@ -166,6 +166,11 @@ class handler_table {
     next->push_back(std::move(h));
     slot = std::move(next);
   }
+  /// Drops every handler (close(): handlers often hold the object itself).
+  void clear() {
+    absl::MutexLock l(&mu_);
+    map_.clear();
+  }
   std::shared_ptr<const list> find(const std::string& type) const {
     absl::MutexLock l(&mu_);
     auto it = map_.find(type);
@@ -250,6 +255,7 @@ event local_event(std::string type, std::shared_ptr<const json> data, std::optio
 
 /// The reader of one accepted connection (a go block on the socket's loop).
 task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket sock) {
+  if (!impl) co_return;
   auto st = std::make_shared<detail::conn_state>(sock);
   {
     absl::MutexLock l(&impl->mu);
@@ -304,7 +310,14 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
 
 task<void> accept_loop(std::shared_ptr<detail::server_impl> impl) {
   net::server l = *impl->listener;
-  std::function<task<void>(net::socket)> each = [impl](net::socket s) { return serve_conn(impl, std::move(s)); };
+  // A weak reference: the listener keeps this function, and impl keeps the listener.
+  std::weak_ptr<detail::server_impl> weak = impl;
+  impl.reset();
+  std::function<task<void>(net::socket)> each = [weak](net::socket s) -> task<void> {
+    if (auto strong = weak.lock()) return serve_conn(std::move(strong), std::move(s));
+    s.close();  // the server is gone
+    return serve_conn(nullptr, std::move(s));
+  };
   co_await l.serve(std::move(each));  // named: GCC 12 and capturing lambdas in co_await
 }
 
@@ -392,6 +405,7 @@ void server::close() {
   // Graceful: what is queued is written, then the peer sees EOF.
   for (auto& c : conns) c->sock.out.close();
   i_->events.close();
+  i_->handlers.clear();  // breaks handler -> server cycles
 }
 
 // ---- client ----
@@ -506,6 +520,7 @@ task<void> run_client(std::shared_ptr<detail::client_impl> c) {
   }
   c->queue.close();
   c->events.close();
+  c->handlers.clear();  // breaks handler -> client cycles
 }
 
 }  // namespace

@@ -156,7 +156,8 @@ class server {
   /// How many malformed messages arrived (each also an "error" event).
   std::uint64_t malformed() const;
   /// Stops listening, closes every connection and `events`, removes the
-  /// socket file. Idempotent; any thread.
+  /// socket file, drops the handlers. Idempotent; any thread. Call it: a
+  /// server left open lives until its runtime ends.
   void close();
 
   explicit server(std::shared_ptr<detail::server_impl> i);
