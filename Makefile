@@ -78,9 +78,12 @@ help:
 
 # Installs only what dpkg does not already have; `apt-get update` runs only
 # when something is missing, so a second `make deps` takes a fraction of a second.
+# npm counts as present when the command exists: a nodejs that bundles it
+# (NodeSource's) conflicts with Debian's npm package.
 deps:
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do \
+	  case $$p in npm) command -v npm >/dev/null 2>&1 && continue;; esac; \
 	  dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
