@@ -187,14 +187,21 @@ workers_side_by_side)
   # at the same time. Each job marks a file and then spins, never yielding to
   # its loop, until it sees the other job's mark: on one loop the second job
   # could not start while the first spins, so the first gives up after 60 s.
+  # The workers take no job before both are queued (the "go" file).
   [ "$(nproc)" -ge 2 ] || { echo "one core: skipped"; exit 77; }
   cat >handler.lua <<'LUA'
 work.submit("a")
 work.submit("b")
+assert(io.open("go", "w")):close()  -- both jobs queued: the workers may start
 local met = work.collect() and work.collect()
 print(met and "side by side" or "one at a time")
 LUA
   cat >worker.lua <<'LUA'
+-- Wait (yielding) until the handler has queued both jobs: the handler's
+-- state shares loop 0 with worker 1, so a job spinning there before "b" is
+-- submitted would keep the handler from submitting it.
+local function exists(p) local f = io.open(p) if f then f:close() return true end return false end
+while not exists("go") do conch.sleep(1) end
 while true do
   local me = work.accept()
   local other = me == "a" and "b" or "a"
