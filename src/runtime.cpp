@@ -132,7 +132,11 @@ class blocking_pool {
       return;  // job destroyed unrun: the runtime is going away
     }
     jobs_.push_back(std::move(job));
-    if (idle_ == 0 && threads_.size() < max_) {
+    // Every queued job needs a thread of its own (a job may wait for a later
+    // one). idle_ counts the threads that will take one each, including those
+    // already notified that have not yet retaken mu_: comparing with it, not
+    // with 0, keeps two quick submissions from sharing one waking thread.
+    if (jobs_.size() > idle_ && threads_.size() < max_) {
       threads_.emplace_back([this] { work(); });
     } else {
       cv_.notify_one();

@@ -788,9 +788,12 @@ end
 -- sequence numbers to n workers and, in the same order, to the output go
 -- block; each job has its own result channel, which the output block drains
 -- in turn, so results leave in input order. work(v, res) must close res.
+-- The workers and the output block each have their own table of result
+-- channels and each clears only its own: the output block may reach a job
+-- before any worker has taken it.
 local function pipeline_engine(fname, n, to, from, close, work)
   local jobs, results = chan(n), chan(n)
-  local vals, res = {}, {}
+  local vals, res, out_res = {}, {}, {}
   local stopped = false
   local done = chan(1)
   -- feeder
@@ -801,7 +804,7 @@ local function pipeline_engine(fname, n, to, from, close, work)
       if v == nil then break end
       seq = seq + 1
       local r = chan(1)
-      vals[seq], res[seq] = v, r
+      vals[seq], res[seq], out_res[seq] = v, r, r
       if not jobs:send(seq) or not results:send(seq) then
         -- Stopped: a worker that took this job gets false from r at once.
         r:close()
@@ -818,7 +821,7 @@ local function pipeline_engine(fname, n, to, from, close, work)
         local seq = jobs:recv()
         if seq == nil then return end
         local v, r = vals[seq], res[seq]
-        vals[seq] = nil
+        vals[seq], res[seq] = nil, nil
         work(v, r)
       end
     end)
@@ -828,8 +831,8 @@ local function pipeline_engine(fname, n, to, from, close, work)
     while true do
       local seq = results:recv()
       if seq == nil then break end
-      local r = res[seq]
-      res[seq] = nil
+      local r = out_res[seq]
+      out_res[seq] = nil
       while not stopped do
         local x = r:recv()
         if x == nil then break end

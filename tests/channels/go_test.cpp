@@ -4,10 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "tests/support/test_support.hpp"
 
@@ -103,6 +106,39 @@ TEST_CASE("thread runs blocking work off the loops and delivers its result", "[g
   CHECK(r.second == 5);
 }
 
+TEST_CASE("thread jobs submitted together all run at once, also when a pool thread is idle", "[go][thread]") {
+  // Each round's four jobs wait for one another: they finish only if the
+  // pool gives each its own thread. A fresh runtime per round whose pool has
+  // one idle thread (from a first job) when the four arrive: the pool once
+  // counted that one waking thread for every later submission and started
+  // no others, so the round hung.
+  constexpr int kJobs = 4, kRounds = 50;
+  int done = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    bool all = conch::test::run_on(1, []() -> task<bool> {
+      co_await conch::thread([] {}).recv();  // the pool now has one idle thread
+      auto arrived = std::make_shared<std::atomic<int>>(0);
+      std::vector<chan<bool>> results;
+      for (int i = 0; i < kJobs; ++i) {
+        results.push_back(conch::thread([arrived] {
+          ++*arrived;
+          auto give_up = std::chrono::steady_clock::now() + 10s;
+          while (arrived->load() < kJobs && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(50us);
+          }
+          return arrived->load() == kJobs;
+        }));
+      }
+      bool ok = true;
+      for (auto& r : results) ok = (co_await r.recv()).value_or(false) && ok;
+      co_return ok;
+    }());
+    if (!all) break;
+    ++done;
+  }
+  CHECK(done == kRounds);
+}
+
 TEST_CASE("an exception in a thread job closes its channel empty", "[go][thread][errors]") {
   std::atomic<int> reports{0};
   conch::runtime rt({.threads = 1, .on_error = [&](std::exception_ptr) { ++reports; }});
@@ -157,7 +193,7 @@ TEST_CASE("a lone go block behind a busy owner is started by an idle loop", "[go
     conch::go([](chan<std::thread::id> r) -> task<void> {
       co_await r.send(std::this_thread::get_id());
     }, ran);
-    auto deadline = std::chrono::steady_clock::now() + 20s;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
     while (ran.size() < 1 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::yield();  // busy: this loop does not run its queue
     auto id = ran.try_recv();
@@ -177,7 +213,7 @@ TEST_CASE("an idle loop takes go blocks that have not started", "[go][threads]")
       conch::go([](chan<std::thread::id> r) -> task<void> {
         co_await r.send(std::this_thread::get_id());
       }, ran);
-    auto deadline = std::chrono::steady_clock::now() + 20s;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
     while (ran.size() < 4 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::yield();  // busy: this loop does not run its queue
     int elsewhere = 0;
