@@ -1,7 +1,10 @@
 // bench/ops_bench.cpp
 // Combinator throughput: pipeline (1M items, n = 1, 2, 4 workers) and mult (1 source, 8 taps, 1M values), on a 2-thread runtime.
 //
-//   conch_bench_ops [runs=3] [items=1000000]
+//   conch_bench_ops [runs=3] [items=1000000] [case]
+//
+// `case` (pipeline, pipeline_1us or mult) runs that case alone, e.g. under
+// perf stat or valgrind.
 //
 // Cases: pipeline (a trivial transform: the cost of the handoffs themselves),
 // pipeline_1us (items/5 values, ~1 us of work each: the parallel speed-up,
@@ -105,6 +108,12 @@ void report(const std::string& name, const std::string& param, std::vector<doubl
 int main(int argc, char** argv) {
   const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
   const int items = argc > 2 ? std::max(1, std::atoi(argv[2])) : 1'000'000;
+  const std::string only = argc > 3 ? argv[3] : "";
+  if (!only.empty() && only != "pipeline" && only != "pipeline_1us" && only != "mult") {
+    std::fprintf(stderr, "conch_bench_ops: unknown case '%s' (pipeline, pipeline_1us, mult)\n", only.c_str());
+    return 2;
+  }
+  auto want = [&](const char* name) { return only.empty() || only == name; };
   conch::runtime rt({.threads = 2});
 
   // Warm-up (frame caches, thread start-up), not reported.
@@ -112,6 +121,7 @@ int main(int argc, char** argv) {
   rt.block_on(mult_case(8, items / 20));
 
   for (std::size_t n : {1, 2, 4}) {
+    if (!want("pipeline")) break;
     std::vector<double> ns;
     for (int r = 0; r < runs; ++r) ns.push_back(rt.block_on(pipeline_case(n, items)));
     report("pipeline", "n=" + std::to_string(n) + ",items=" + std::to_string(items), ns);
@@ -120,15 +130,17 @@ int main(int argc, char** argv) {
   // Runs of n = 1, 2, 4 alternate, so a noisy moment hits all three; the
   // speed-up is n=1's time over n=2's, run by run.
   std::vector<double> work[3], speedup;
-  for (int r = 0; r < runs; ++r) {
+  for (int r = 0; r < runs && want("pipeline_1us"); ++r) {
     for (int k = 0; k < 3; ++k) work[k].push_back(rt.block_on(pipeline_work_case(std::size_t{1} << k, work_items)));
     speedup.push_back(work[0].back() / work[1].back());
   }
-  for (int k = 0; k < 3; ++k)
+  for (int k = 0; k < 3 && want("pipeline_1us"); ++k)
     report("pipeline_1us", "n=" + std::to_string(1 << k) + ",items=" + std::to_string(work_items), work[k]);
   std::sort(speedup.begin(), speedup.end());
-  std::printf("bench=pipeline_1us_speedup param=n=2/n=1,threads=2 value=%.2f unit=x min=%.2f max=%.2f runs=%zu\n",
+  if (want("pipeline_1us"))
+    std::printf("bench=pipeline_1us_speedup param=n=2/n=1,threads=2 value=%.2f unit=x min=%.2f max=%.2f runs=%zu\n",
               speedup[speedup.size() / 2], speedup.front(), speedup.back(), speedup.size());
+  if (!want("mult")) return 0;
   std::vector<double> ns;
   for (int r = 0; r < runs; ++r) ns.push_back(rt.block_on(mult_case(8, items)));
   report("mult", "taps=8,items=" + std::to_string(items), ns);

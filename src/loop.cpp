@@ -286,9 +286,9 @@ void loop::linger_wait() noexcept {
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
 }
 
-// Loop thread. The victim's spawn_epoch_ changes whenever go blocks leave its
-// queue; the same epoch seen for kStealAfterNs means its owner has not taken
-// what it queued in that time.
+// Loop thread. The victim's spawn_epoch_ changes whenever its owner takes
+// its queue or a thief steals from it; the same epoch seen for kStealAfterNs
+// means its owner has not taken what it queued in that time.
 bool loop::left_waiting(loop& victim) noexcept {
   if (seen_.size() != rt_->loops.size()) seen_.assign(rt_->loops.size(), seen_spawns{});
   seen_spawns& s = seen_[victim.index_];

@@ -204,7 +204,9 @@ class loop {
   spin_mutex spawn_mu_;
   handle_queue spawns_;
   std::atomic<std::size_t> spawn_count_{0};
-  std::atomic<std::uint32_t> spawn_epoch_{0};  // bumped under spawn_mu_ when go blocks leave
+  // Bumped under spawn_mu_ when the owner takes its queue or a thief steals
+  // (not when a runaway spawner runs some inline: push_spawn).
+  std::atomic<std::uint32_t> spawn_epoch_{0};
 
   // live root frames
   spin_mutex live_mu_;

@@ -53,7 +53,11 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
         if (spawns_.size() <= kMaxQueuedSpawns / 2) break;
         a = spawns_.pop().address();
         spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
-        spawn_epoch_.store(spawn_epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        // spawn_epoch_ stays: the owner is still spawning, not taking its
+        // queue, and hundreds are left waiting. Bumping it per inline run
+        // kept the queue young forever, so no thief took any of a 100k
+        // fan-out (workload F at 2 threads ran on one loop; bench/NOTES.md
+        // "steal age").
       }
       resume_chain(std::coroutine_handle<>::from_address(a));
     }

@@ -1,6 +1,7 @@
 // tests/channels/placement_test.cpp
 // go_on and placement: go blocks run where they are placed, side by side
 // when asked, and a chatty pair stays on one loop.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -209,4 +210,42 @@ TEST_CASE("pipeline's workers run side by side on a multi-loop runtime", "[place
   std::vector<int> want;
   for (int i = 0; i < 20; ++i) want.push_back(i * i);
   CHECK(got == want);  // both first items got past the wait, and order is kept
+}
+
+TEST_CASE("pipeline workers keep taking jobs while a worker on another loop holds a long one",
+          "[placement][pipeline]") {
+  // Item 0 holds its worker's loop until the other loop has finished 4
+  // items. When the caller's loop (which also runs the reader) holds it, the
+  // other loop's worker must still find jobs queued: 2n = 4 of them (with
+  // core.async's n it got at most 3 and starved); the other way round, the
+  // caller's loop goes on reading and computing.
+  auto got = conch::test::run_on(2, []() -> task<std::vector<int>> {
+    auto done_on = std::make_shared<std::array<std::atomic<int>, 2>>();
+    auto f = [done_on](int x) {
+      const unsigned me = conch::this_loop();
+      if (x == 0) {
+        auto until = std::chrono::steady_clock::now() + 10s;
+        while ((*done_on)[1 - me].load() < 4)
+          if (std::chrono::steady_clock::now() > until) return -1;  // the other loop starved
+      } else {
+        (*done_on)[me].fetch_add(1);
+      }
+      return x * x;
+    };
+    chan<int> out(4);
+    std::vector<int> in;
+    for (int i = 0; i < 40; ++i) in.push_back(i);
+    chan<unit> done = conch::pipeline(2, out, f, conch::to_chan(in));
+    std::vector<int> squares;
+    for (;;) {
+      auto r = co_await conch::test::recv_within(out, 30s);
+      if (r.timed_out || !r.value) break;
+      squares.push_back(*r.value);
+    }
+    co_await done.recv();
+    co_return squares;
+  }());
+  std::vector<int> want;
+  for (int i = 0; i < 40; ++i) want.push_back(i * i);
+  CHECK(got == want);  // item 0 did not time out (-1), and order is kept
 }

@@ -7,10 +7,11 @@
 //   // squares receives 1, 4, 9 (in input order), then closes; done closes after the last one
 //
 // Order: pipeline, pipeline_blocking and pipeline_async deliver outputs in
-// input order whatever n is, with a bounded number in flight: core.async's
-// jobs queue of n, and for pipeline and pipeline_blocking a results queue of
-// 4n (pipeline_async: n), so workers on other loops keep going while the
-// collector's loop computes. A job's result
+// input order whatever n is, with a bounded number in flight: for pipeline
+// and pipeline_blocking a jobs queue of 2n and a results queue of 4n
+// (pipeline_async: core.async's n and n), so workers on other loops keep
+// going while the caller's loop, which runs the reader and the collector,
+// computes. A job's result
 // travels on a one-slot channel that is recycled, so a steady-state pipeline
 // allocates no channels.
 //

@@ -2,6 +2,7 @@
 // The reader, workers and collector behind conch/chan/pipeline.hpp (internal).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -17,6 +18,8 @@
 #include "conch/chan/detail/ops_support.hpp"
 #include "conch/chan/go.hpp"
 #include "conch/chan/select.hpp"
+#include "conch/core/detail/timer.hpp"
+#include "conch/core/placement.hpp"
 #include "conch/core/task.hpp"
 
 namespace conch::detail {
@@ -103,9 +106,14 @@ task<void> pipeline_reader(chan<T> from, chan<pipeline_job<T, B>> jobs, chan<cha
   results.close();
 }
 
-// Runs the transform on the worker's loop thread (pipeline).
+// Runs the transform on the worker's loop thread (pipeline). `share` is
+// true for a worker on the reader's loop while other workers run elsewhere:
+// it yields after each job, or it would take job after job without letting
+// the reader refill `jobs` (a receive that finds a value does not park), and
+// the other loops' workers would wait for it, parked, each wakeup crossing
+// CPUs (bench/NOTES.md "pipeline workers on the reader's loop").
 template <class U, class B, class F, class T>
-task<void> pipeline_worker(std::shared_ptr<F> f, chan<pipeline_job<T, B>> jobs) {
+task<void> pipeline_worker(std::shared_ptr<F> f, chan<pipeline_job<T, B>> jobs, bool share) {
   using X = typename transform_result<F, T>::type;
   for (;;) {
     std::optional<pipeline_job<T, B>> j = co_await jobs.recv();
@@ -122,6 +130,10 @@ task<void> pipeline_worker(std::shared_ptr<F> f, chan<pipeline_job<T, B>> jobs) 
       report_exception(std::current_exception());  // no output for this value
     }
     j->p.try_send(std::move(b));  // the slot is empty and has room: never refused
+    if (share) {
+      sleep_awaiter turn{std::chrono::nanoseconds{0}};  // named: GCC 12 (LANDSCAPE.md §3.8)
+      co_await turn;  // the reader and the collector run before the next job
+    }
   }
 }
 
@@ -184,7 +196,10 @@ chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool clo
                 "only) a conch::task of one of these");
   using B = batch_t<U, X>;
   CONCH_CHECK(n > 0, "pipeline needs at least one worker");
-  chan<pipeline_job<T, B>> jobs(n);
+  // Jobs queued for the workers: 2n, not core.async's n, so a worker on
+  // another loop finds the next job queued while the reader's loop computes
+  // one (with n, it emptied the queue and parked: a cross-CPU wakeup per job).
+  chan<pipeline_job<T, B>> jobs(2 * n);
   // Results waiting for the collector: kResultWindow x n, not core.async's n.
   // The collector shares a loop with a worker; while that worker computes,
   // the others keep going only if the reader can run ahead of the collector.
@@ -193,14 +208,21 @@ chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool clo
   chan<chan<B>> spare(window + 2);  // at most window + 2 slots are ever alive
   auto fp = std::make_shared<F>(std::move(f));
   const unsigned home = this_loop();
+  const unsigned loops = loop_count();
   for (std::size_t i = 0; i < n; ++i) {
-    if constexpr (Blocking)  // f runs on the blocking pool: the worker only waits
+    if constexpr (Blocking) {  // f runs on the blocking pool: the worker only waits
       go(pipeline_blocking_worker<U, B, F, T>(fp, jobs));
-    else  // one worker per loop in turn, from this one: f runs side by side
-      go_on(worker_placement(home, i), pipeline_worker<U, B, F, T>(fp, jobs));
+    } else {  // one worker per loop in turn, from this one: f runs side by side
+      const bool share = n > 1 && loops > 1 && i % loops == 0;  // on the reader's loop
+      go_on(worker_placement(home, i), pipeline_worker<U, B, F, T>(fp, jobs, share));
+    }
   }
-  go(pipeline_reader<T, B>(std::move(from), jobs, results, spare));
-  return go(pipeline_collector<U, B>(std::move(results), std::move(spare), std::move(to), close));
+  // The reader and the collector stay on this loop (placed, so never stolen):
+  // they talk to each other and to the caller's go blocks for every value, and
+  // split across loops each value would cost cross-CPU wakeups.
+  go_on(placement::here(), pipeline_reader<T, B>(std::move(from), jobs, results, spare));
+  return go_on(placement::here(),
+               pipeline_collector<U, B>(std::move(results), std::move(spare), std::move(to), close));
 }
 
 template <class T, class U>
