@@ -64,6 +64,15 @@ conv_error build_string(host* h, void* out, const char* p, std::size_t n) noexce
   return conv_error::none;
 }
 
+// The value of the number or boolean at index 2 (`type` is its lua_type).
+// Never raises.
+value build_scalar(lua_State* L, int type) noexcept {
+  if (type == LUA_TBOOLEAN) return value(lua_toboolean(L, 2) != 0);
+  // Only a Lua integer becomes an integer value (2.0 stays a float), as in to_value.
+  if (lua_isinteger(L, 2)) return value(static_cast<std::int64_t>(lua_tointeger(L, 2)));
+  return value(static_cast<double>(lua_tonumber(L, 2)));
+}
+
 // Prepares a single operation on channel ud (argument 1) in the running
 // code's request: a send converts argument 2 into the request's slot.
 // Raises on failure, after clearing the request.
@@ -83,7 +92,14 @@ request* prepare_single(lua_State* L, host* h, bool is_send) {
     int bad = LUA_TNONE;
     std::size_t limit = ud->box->max_value();
     conv_error e;
-    if (c.type == elem::string && lua_type(L, 2) == LUA_TSTRING) {
+    const int type = lua_type(L, 2);
+    if (c.type == elem::value && (type == LUA_TNUMBER || type == LUA_TBOOLEAN)) {
+      // The common scalar send (ping-pong's): built in place, skipping to_elem's
+      // second type dispatch and the variant reassignment (bench/NOTES.md,
+      // "Lua round trip"). Same values as to_value: integers stay integers.
+      new (c.slot.raw()) value(build_scalar(L, type));
+      e = conv_error::none;
+    } else if (c.type == elem::string && type == LUA_TSTRING) {
       // The common string send (an echo's): no allocation when a buffer is spare.
       std::size_t n = 0;
       const char* p = lua_tolstring(L, 2, &n);

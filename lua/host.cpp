@@ -16,7 +16,11 @@
 //  - Nothing in a channel refers to Lua: values are C++ copies.
 // Lock order: none taken here (mu_ and cmd_mu_, in lua/control.cpp, are
 // leaves; channel locks are taken without holding either).
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "lua/bridge.hpp"
 
@@ -68,6 +72,29 @@ int traceback_fn(lua_State* L) {
   return 1;
 }
 
+// glibc hands the top of an arena back to the kernel (madvise) whenever more
+// than M_TRIM_THRESHOLD (128 KiB) lies free there, and the next allocations
+// fault the pages back in, zeroed. A Lua state's collector frees in bursts
+// (every string a socket delivered since the last cycle), so a Lua server on a
+// loop thread paid that churn all the time: about half the server CPU of the
+// 16 KiB echo cells (bench/NOTES.md, "Lua states: malloc trim threshold").
+// Raised to kTrimThreshold once per process, unless the user chose a value
+// (MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES's glibc.malloc.trim_threshold).
+constexpr int kTrimThreshold = 8 << 20;
+
+void raise_trim_threshold() noexcept {
+#ifdef __GLIBC__
+  static const bool done = [] {
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    const bool chosen = std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||
+                        (tunables != nullptr && std::strstr(tunables, "malloc.trim_threshold") != nullptr);
+    if (!chosen) mallopt(M_TRIM_THRESHOLD, kTrimThreshold);  // 0 (ignored) under a sanitizer's malloc
+    return true;
+  }();
+  (void)done;
+#endif
+}
+
 }  // namespace
 
 // ---- creation ----
@@ -76,6 +103,7 @@ host::host(lua_State* L, loop* home, std::unique_ptr<runtime> owned,
            std::function<void(std::string_view)> on_error)
     : main_(L), home_(home), owned_rt_(std::move(owned)), on_error_(std::move(on_error)) {
   cmds_.reserve(64);
+  raise_trim_threshold();
   outside_driver_ = outside_driver_body(this).h;
   control_ = control_body(this).h;
 }

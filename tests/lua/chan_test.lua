@@ -145,6 +145,27 @@ T.test("booleans, integers, floats and strings keep their Lua types", function()
   end
 end)
 
+T.test("numbers keep subtype, sign and NaN through a parked send in a go block", function()
+  -- Unbuffered: each send parks in the go block until the receiver takes it.
+  local ch = conch.chan()
+  local vals = { 0, -0.0, 2.0, -1, 1 / 0, -1 / 0, 0 / 0, math.maxinteger, math.mininteger, 2 ^ 63, false }
+  local sender = conch.go(function()
+    for _, v in ipairs(vals) do ch:send(v) end
+    return true
+  end)
+  for _, v in ipairs(vals) do
+    local got = ch:recv()
+    if v ~= v then
+      T.ok(got ~= got and math.type(got) == "float", "NaN arrives as a float NaN")
+    else
+      T.eq(got, v)
+      T.eq(math.type(got), math.type(v), "number subtype of " .. tostring(v))
+      if v == 0 and math.type(v) == "float" then T.eq(1 / got, 1 / v, "the sign of " .. tostring(v)) end
+    end
+  end
+  T.eq(sender:recv(), true)
+end)
+
 T.test("sending nil is an error", function()
   local ch = conch.chan(1)
   T.raises(function() ch:send(nil) end, "nil")
