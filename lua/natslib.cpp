@@ -18,10 +18,10 @@
 //    writes `status` before closing `result`.
 // Lock order: registry_mu is a leaf (no channel operation under it).
 #include <cstring>
+#include <mutex>
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "conch/chan/go.hpp"
 #include "conch/core/status.hpp"
 #include "conch/net/nats.hpp"
@@ -33,8 +33,8 @@ namespace {
 
 // ---- the registry of live connections and subscriptions ----
 
-absl::Mutex registry_mu;
-std::int64_t next_id ABSL_GUARDED_BY(registry_mu) = 1;
+std::mutex registry_mu;  // std::mutex: visible to TSan (Debian's libabsl is not instrumented)
+std::int64_t next_id = 1;  // guarded by registry_mu
 absl::flat_hash_map<std::int64_t, nats::connection>& connections() {
   static auto* m = new absl::flat_hash_map<std::int64_t, nats::connection>();
   return *m;
@@ -45,7 +45,7 @@ absl::flat_hash_map<std::int64_t, nats::subscription>& subscriptions() {
 }
 
 std::optional<nats::connection> find_conn(std::int64_t id) {
-  absl::MutexLock l(&registry_mu);
+  std::lock_guard<std::mutex> l(registry_mu);
   auto it = connections().find(id);
   if (it == connections().end()) return std::nullopt;
   return it->second;
@@ -97,7 +97,7 @@ conch::task<absl::StatusOr<value>> run(std::shared_ptr<nats_job> j) {
   if (j->kind == op::connect) {
     auto c = co_await nats::connect(j->a, j->opts);
     if (!c.ok()) co_return c.status();
-    absl::MutexLock l(&registry_mu);
+    std::lock_guard<std::mutex> l(registry_mu);
     const std::int64_t id = next_id++;
     connections().emplace(id, *c);
     co_return value(id);
@@ -105,7 +105,7 @@ conch::task<absl::StatusOr<value>> run(std::shared_ptr<nats_job> j) {
   if (j->kind == op::unsubscribe) {
     std::optional<nats::subscription> s;
     {
-      absl::MutexLock l(&registry_mu);
+      std::lock_guard<std::mutex> l(registry_mu);
       auto it = subscriptions().find(j->id);
       if (it != subscriptions().end()) {
         s = it->second;
@@ -133,7 +133,7 @@ conch::task<absl::StatusOr<value>> run(std::shared_ptr<nats_job> j) {
       conch::go(pump(s->messages, lua_side));
       std::int64_t id = 0;
       {
-        absl::MutexLock l(&registry_mu);
+        std::lock_guard<std::mutex> l(registry_mu);
         id = next_id++;
         subscriptions().emplace(id, *s);
       }
@@ -411,7 +411,7 @@ int l_drain(lua_State* L) { return flush_or_drain(L, op::drain, "nc:drain"); }
 void close_conn(std::int64_t id) noexcept {
   std::optional<nats::connection> c;
   {
-    absl::MutexLock l(&registry_mu);
+    std::lock_guard<std::mutex> l(registry_mu);
     auto it = connections().find(id);
     if (it == connections().end()) return;
     c = std::move(it->second);
@@ -441,7 +441,7 @@ int l_sub_stats(lua_State* L) {
   const std::int64_t id = check_id(L, 1);
   std::uint64_t dropped = 0, delivered = 0;
   {
-    absl::MutexLock l(&registry_mu);
+    std::lock_guard<std::mutex> l(registry_mu);
     auto it = subscriptions().find(id);
     if (it != subscriptions().end()) {
       dropped = it->second.dropped();

@@ -1,10 +1,31 @@
 // sockets/nats/client.cpp
 // The NATS client: handshake, the reader that dispatches server ops, keepalive, reconnect, requests.
 //
+// Ownership (which thread may touch which part of conn_impl). Every public
+// member function of connection and subscription may be called from any
+// thread: a go block on any loop of any runtime, or a plain thread.
+// - Fixed at construction, read by anyone without a lock: opts_, urls_,
+//   inbox_prefix_, and the stop_/closed_ channel handles (channels are
+//   thread-safe objects; only their handles must not change).
+// - The reader go block (run(), on the loop that awaited connect(); a
+//   coroutine never leaves its loop) alone owns the decoder, the live
+//   socket's `in`, url_index_ (set by connect() before the reader starts)
+//   and the reconnect loop. Only it replaces sock_ or ends the connection
+//   (finish()); only the pinger and close() may also cut the socket.
+// - Everything else -- state_, user_closed_, draining_, sock_, pending_,
+//   subs_, next_sid_, pongs_, pings_out_, requests_, next_request_,
+//   info_, status_, last_error_, last_break_, reconnects_ -- is guarded
+//   by mu_, whoever the caller is. mu_ is a std::mutex (held for a few
+//   lines, never across a co_await): TSan sees std::mutex, while an
+//   absl::Mutex from Debian's uninstrumented libabsl is invisible to it,
+//   which is how CI's TSan stage reported these fields as raced although
+//   every access held the lock.
+// - A sub_state's sid, subject, queue and when_full are fixed before it is
+//   published in subs_ (under mu_); its channel is thread-safe; its counters
+//   are relaxed atomics (statistics).
+// - Anyone may send on sock_->out, after copying the handle under mu_.
+//
 // Invariants:
-// - One reader go block per connection owns the current socket's `in`, the
-//   decoder and the reconnect loop; it alone replaces sock_ and ends the
-//   connection (finish()). Anyone may write to sock_->out (publish, flush...).
 // - state_ == connected iff sock_ holds the live socket. While reconnecting,
 //   writes that may be buffered go to pending_ (<= opts_.reconnect_buffer
 //   bytes); the reader sends SUBs for every live subscription, then pending_,
@@ -22,6 +43,7 @@
 // or close() (channel locks are leaves).
 #include <algorithm>
 #include <deque>
+#include <mutex>
 #include <random>
 
 #include "absl/container/flat_hash_map.h"
@@ -30,7 +52,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "conch/chan/go.hpp"
 #include "conch/chan/select.hpp"
 #include "conch/core/runtime.hpp"
@@ -277,7 +298,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   task<absl::Status> write(std::string bytes, bool bufferable) {
     std::optional<net::socket> s;
     {
-      absl::MutexLock l(&mu_);
+      std::lock_guard<std::mutex> l(mu_);
       if (state_ == state::closed || user_closed_)
         co_return absl::FailedPreconditionError("nats: the connection is closed");
       if (state_ != state::connected) {
@@ -358,7 +379,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       case server_op::kind::msg: {
         std::shared_ptr<sub_state> sub;
         {
-          absl::MutexLock l(&mu_);
+          std::lock_guard<std::mutex> l(mu_);
           auto it = subs_.find(op.sid);
           if (it == subs_.end()) co_return;  // unsubscribed meanwhile
           if (op.sid == inbox_sid) {
@@ -389,7 +410,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       case server_op::kind::pong: {
         std::optional<chan<bool>> waiter;
         {
-          absl::MutexLock l(&mu_);
+          std::lock_guard<std::mutex> l(mu_);
           pings_out_ = 0;
           if (!pongs_.empty()) {
             waiter = std::move(pongs_.front());
@@ -402,13 +423,13 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       case server_op::kind::info: {
         auto parsed = parse_info(op.payload);
         if (parsed.ok()) {
-          absl::MutexLock l(&mu_);
+          std::lock_guard<std::mutex> l(mu_);
           info_ = *parsed;
         }
         co_return;
       }
       case server_op::kind::err: {
-        absl::MutexLock l(&mu_);
+        std::lock_guard<std::mutex> l(mu_);
         last_error_ = error_status(op.payload, "server");
         co_return;
       }
@@ -435,7 +456,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   // Records why the socket broke (the connection's status stays OK while it
   // may still reconnect).
   void note_break(const absl::Status& st) {
-    absl::MutexLock l(&mu_);
+    std::lock_guard<std::mutex> l(mu_);
     last_break_ = st;
   }
 
@@ -445,7 +466,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     std::deque<std::optional<chan<bool>>> pongs;
     bool go_on = false;
     {
-      absl::MutexLock l(&mu_);
+      std::lock_guard<std::mutex> l(mu_);
       sock_.reset();
       pongs.swap(pongs_);
       pings_out_ = 0;
@@ -467,14 +488,14 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   }
 
   bool stopping() {
-    absl::MutexLock l(&mu_);
+    std::lock_guard<std::mutex> l(mu_);
     return user_closed_;
   }
 
   // Makes `o` the live socket: resubscribes and sends the buffered publishes
   // as its first frame. False if close() came first.
   bool resume(opened& o) {
-    absl::MutexLock l(&mu_);
+    std::lock_guard<std::mutex> l(mu_);
     if (user_closed_) return false;
     std::string first;
     std::vector<std::uint64_t> sids;
@@ -502,7 +523,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     absl::flat_hash_map<std::string, chan<msg>> reqs;
     std::deque<std::optional<chan<bool>>> pongs;
     {
-      absl::MutexLock l(&mu_);
+      std::lock_guard<std::mutex> l(mu_);
       state_ = state::closed;
       if (status_.ok()) {
         status_ = absl::UnavailableError(absl::StrCat("nats: could not reconnect",
@@ -534,7 +555,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
         if (w.index() == 1) {
           std::optional<net::socket> s;
           {
-            absl::MutexLock l(&self->mu_);
+            std::lock_guard<std::mutex> l(self->mu_);
             s = self->sock_;
           }
           if (s) s->close();
@@ -544,7 +565,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       std::optional<net::socket> s;
       bool stale = false;
       {
-        absl::MutexLock l(&self->mu_);
+        std::lock_guard<std::mutex> l(self->mu_);
         if (self->state_ != state::connected) continue;
         s = self->sock_;
         if (self->pings_out_ >= self->opts_.max_pings_out) {
@@ -569,7 +590,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     chan<bool> done = promise_chan<bool>();
     std::optional<net::socket> s;
     {
-      absl::MutexLock l(&mu_);
+      std::lock_guard<std::mutex> l(mu_);
       if (state_ == state::closed || user_closed_)
         co_return absl::FailedPreconditionError("nats: the connection is closed");
       if (state_ != state::connected) co_return absl::UnavailableError("nats: not connected (reconnecting)");
@@ -586,7 +607,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     } else {
       std::optional<net::socket> live;
       {
-        absl::MutexLock l(&mu_);
+        std::lock_guard<std::mutex> l(mu_);
         live = sock_;
       }
       if (live) {
@@ -604,7 +625,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   void close() {
     std::optional<net::socket> s;
     {
-      absl::MutexLock l(&mu_);
+      std::lock_guard<std::mutex> l(mu_);
       if (user_closed_) return;
       user_closed_ = true;
       s = sock_;
@@ -623,7 +644,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   chan<unit> closed_;  // closed by finish()
 
   enum class state : std::uint8_t { connected, reconnecting, closed };
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   state state_ = state::connected;
   bool user_closed_ = false;
   bool draining_ = false;
@@ -667,7 +688,7 @@ const std::string& subscription::subject() const noexcept { return s_->subject; 
 task<absl::Status> subscription::unsubscribe() {
   bool was_live = false;
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     was_live = c_->subs_.erase(s_->sid) > 0;
   }
   s_->ch.close();
@@ -690,7 +711,7 @@ task<absl::Status> connection::publish(std::string subject, std::string data, st
   std::size_t max_payload = 0;
   bool draining = false, server_headers = true;
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     max_payload = c_->info_.max_payload;
     draining = c_->draining_;
     server_headers = c_->info_.headers && c_->opts_.headers;
@@ -719,7 +740,7 @@ task<absl::StatusOr<subscription>> connection::subscribe(std::string subject, su
   s->ch = chan<msg>(opts.capacity);
   std::string wire;
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     if (c_->state_ == conn_impl::state::closed || c_->user_closed_ || c_->draining_)
       co_return absl::FailedPreconditionError("nats: the connection is closed");
     s->sid = c_->next_sid_++;
@@ -729,7 +750,7 @@ task<absl::StatusOr<subscription>> connection::subscribe(std::string subject, su
   // While reconnecting the subscription is sent with the others by resume().
   absl::Status st = co_await c_->write(std::move(wire), false);
   if (!st.ok()) {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     c_->subs_.erase(s->sid);
     co_return st;
   }
@@ -741,7 +762,7 @@ task<absl::StatusOr<msg>> connection::request(std::string subject, std::string d
   chan<msg> answer = promise_chan<msg>();
   std::string reply;
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     reply = absl::StrCat(c_->inbox_prefix_, c_->next_request_++);
     c_->requests_.emplace(reply, answer);
   }
@@ -758,7 +779,7 @@ task<absl::StatusOr<msg>> connection::request(std::string subject, std::string d
     }
     st = absl::DeadlineExceededError(absl::StrCat("nats: no answer from ", target, " within ", limit.count(), " ms"));
   }
-  absl::MutexLock l(&c_->mu_);
+  std::lock_guard<std::mutex> l(c_->mu_);
   c_->requests_.erase(reply);
   co_return st;
 }
@@ -768,7 +789,7 @@ task<absl::Status> connection::flush(std::chrono::milliseconds limit) { return c
 task<absl::Status> connection::drain(std::chrono::milliseconds limit) {
   std::vector<std::shared_ptr<detail::sub_state>> subs;
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     if (c_->state_ == conn_impl::state::closed || c_->user_closed_ || c_->draining_)
       co_return absl::FailedPreconditionError("nats: the connection is closed or draining");
     for (const auto& [sid, s] : c_->subs_)
@@ -779,14 +800,14 @@ task<absl::Status> connection::drain(std::chrono::milliseconds limit) {
   absl::Status st = absl::OkStatus();
   if (!unsubs.empty()) st = co_await c_->write(std::move(unsubs), false);
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     c_->draining_ = true;  // no new publishes or subscriptions from here
   }
   // After the PONG the server has sent every message for those subscriptions.
   absl::Status fl = co_await c_->flush(limit);
   if (st.ok()) st = fl;
   {
-    absl::MutexLock l(&c_->mu_);
+    std::lock_guard<std::mutex> l(c_->mu_);
     for (const auto& s : subs) c_->subs_.erase(s->sid);
   }
   for (const auto& s : subs) s->ch.close();
@@ -798,23 +819,23 @@ void connection::close() { c_->close(); }
 chan<unit> connection::closed() const { return c_->closed_; }
 
 absl::Status connection::status() const {
-  absl::MutexLock l(&c_->mu_);
+  std::lock_guard<std::mutex> l(c_->mu_);
   return c_->state_ == conn_impl::state::closed ? c_->status_ : absl::OkStatus();
 }
 absl::Status connection::last_error() const {
-  absl::MutexLock l(&c_->mu_);
+  std::lock_guard<std::mutex> l(c_->mu_);
   return c_->last_error_;
 }
 std::uint64_t connection::reconnects() const {
-  absl::MutexLock l(&c_->mu_);
+  std::lock_guard<std::mutex> l(c_->mu_);
   return c_->reconnects_;
 }
 bool connection::connected() const {
-  absl::MutexLock l(&c_->mu_);
+  std::lock_guard<std::mutex> l(c_->mu_);
   return c_->state_ == conn_impl::state::connected && !c_->user_closed_;
 }
 server_info connection::info() const {
-  absl::MutexLock l(&c_->mu_);
+  std::lock_guard<std::mutex> l(c_->mu_);
   return c_->info_;
 }
 
@@ -833,7 +854,7 @@ task<absl::StatusOr<connection>> connect(std::string url, options opts) {
       continue;
     }
     {
-      absl::MutexLock l(&c->mu_);
+      std::lock_guard<std::mutex> l(c->mu_);
       c->url_index_ = i;
       c->info_ = o->info;
       // The inbox for request(): one wildcard subscription for all requests.
