@@ -62,7 +62,6 @@ struct nats_job {
   std::int64_t ms = 0;  // request/flush/drain timeout
   nats::options opts;
   nats::subscribe_options sub_opts;
-  std::size_t lua_capacity = 0;
   conch::chan<value> result{1};  // closes empty on failure
   absl::Status status;           // written before result closes
 };
@@ -129,7 +128,10 @@ conch::task<absl::StatusOr<value>> run(std::shared_ptr<nats_job> j) {
     case op::subscribe: {
       auto s = co_await c->subscribe(std::move(j->a), j->sub_opts);
       if (!s.ok()) co_return s.status();
-      conch::chan<value> lua_side(j->lua_capacity);
+      // Unbuffered: the C++ subscription's channel is the one buffer
+      // (`capacity`, its policy and counters); the pump holds at most one
+      // more message in hand, so nothing beyond capacity + 1 is held.
+      conch::chan<value> lua_side(0);
       conch::go(pump(s->messages, lua_side));
       std::int64_t id = 0;
       {
@@ -231,7 +233,6 @@ void start(void* p) noexcept {
     j.sub_opts.queue = str(a->queue);
     j.sub_opts.capacity = static_cast<std::size_t>(a->capacity);
     j.sub_opts.when_full = a->backpressure ? nats::slow_consumer::backpressure : nats::slow_consumer::drop;
-    j.lua_capacity = static_cast<std::size_t>(a->capacity);
     conch::go(job_body(ref->j));
     a->hd->p = ref.release();
     a->hd->del = &delete_as<job_ref>;

@@ -294,26 +294,48 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   // ---- writing ----
 
   // Sends `bytes` on the live socket; while reconnecting, keeps them in
-  // pending_ if `bufferable` (publishes, SUB/UNSUB are resent anyway).
+  // pending_ if `bufferable` (publishes; SUB/UNSUB are resent anyway). A
+  // send that the break of the socket refuses (parked on a full queue, or
+  // made before the reader saw the break) goes to pending_ too, or to the
+  // next socket if the reader has already made one.
   task<absl::Status> write(std::string bytes, bool bufferable) {
-    std::optional<net::socket> s;
-    {
+    const bool may_buffer = bufferable && opts_.reconnect;
+    for (;;) {
+      std::optional<net::socket> s;
+      std::uint64_t gen = 0;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (state_ == state::closed || user_closed_)
+          co_return absl::FailedPreconditionError("nats: the connection is closed");
+        if (state_ != state::connected) co_return buffer_locked(bytes, bufferable);
+        s = sock_;
+        gen = sock_gen_;
+      }
+      // A copy for pending_ in case the socket refuses it (the send consumes
+      // its argument either way).
+      std::string spare;
+      if (may_buffer) spare = bytes;
+      if (co_await s->out.send(std::move(bytes))) co_return absl::OkStatus();
+      if (!may_buffer) co_return absl::UnavailableError("nats: the connection broke while sending");
+      bytes = std::move(spare);
       std::lock_guard<std::mutex> l(mu_);
       if (state_ == state::closed || user_closed_)
         co_return absl::FailedPreconditionError("nats: the connection is closed");
-      if (state_ != state::connected) {
-        if (!bufferable) co_return absl::OkStatus();  // resent from the subscription table
-        if (pending_.size() + bytes.size() > opts_.reconnect_buffer)
-          co_return absl::ResourceExhaustedError(absl::StrCat(
-              "nats: reconnecting, and the reconnect buffer (", opts_.reconnect_buffer, " bytes) is full"));
-        pending_ += bytes;
-        co_return absl::OkStatus();
-      }
-      s = sock_;
+      if (state_ == state::connected && sock_gen_ != gen) continue;  // already reconnected: send there
+      // Reconnecting, or the reader has not seen the break yet: resume()
+      // sends pending_ on the next socket either way.
+      co_return buffer_locked(bytes, bufferable);
     }
-    if (!co_await s->out.send(std::move(bytes)))
-      co_return absl::UnavailableError("nats: the connection broke while sending");
-    co_return absl::OkStatus();
+  }
+
+  // Keeps `bytes` for the next socket. Caller holds mu_.
+  absl::Status buffer_locked(const std::string& bytes, bool bufferable) {
+    if (!bufferable) return absl::OkStatus();  // resent from the subscription table
+    if (pending_.size() + bytes.size() > opts_.reconnect_buffer)
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "nats: reconnecting, and the reconnect buffer (", opts_.reconnect_buffer, " bytes) is full"));
+    pending_ += bytes;
+    return absl::OkStatus();
   }
 
   // ---- the reader ----
@@ -337,7 +359,10 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
           break;
         }
       }
-      // The socket is over: reconnect, unless closed or not wanted.
+      // The socket is over: close it, so that senders parked on its full
+      // `out` wake (and buffer their bytes), then reconnect unless closed
+      // or not wanted.
+      sock.close();
       if (!self->begin_reconnect(sock)) break;
       bool reopened = false;
       int attempts = 0;
@@ -508,6 +533,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     if (!first.empty() && !o.sock.out.try_send(std::move(first))) return false;  // a fresh out is empty
     info_ = o.info;
     sock_ = o.sock;
+    ++sock_gen_;
     state_ = state::connected;
     ++reconnects_;
     return true;
@@ -564,9 +590,13 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       }
       std::optional<net::socket> s;
       bool stale = false;
+      if (!self->ping_turn_.try_send(unit{})) continue;  // a flush is queuing its PING: skip this round
       {
         std::lock_guard<std::mutex> l(self->mu_);
-        if (self->state_ != state::connected) continue;
+        if (self->state_ != state::connected) {
+          (void)self->ping_turn_.try_recv();
+          continue;
+        }
         s = self->sock_;
         if (self->pings_out_ >= self->opts_.max_pings_out) {
           stale = true;
@@ -577,6 +607,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
           if (!s->out.try_send(std::move(ping))) self->pongs_.pop_back();  // full: skip this round
         }
       }
+      (void)self->ping_turn_.try_recv();
       if (stale) {
         self->note_break(absl::DeadlineExceededError("nats: stale connection (no PONG)"));
         s->close();  // the reader reconnects
@@ -586,38 +617,61 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
 
   // ---- public operations ----
 
+  // One PING with its pongs_ entry. The entry goes in before the PING is
+  // queued and only the holder of ping_turn_ queues PINGs, so pongs_ is in
+  // the order of the PINGs on the wire even when a send must wait for room.
   task<absl::Status> flush(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    auto too_late = [&] {
+      return absl::DeadlineExceededError(absl::StrCat("nats: no PONG within ", limit.count(), " ms"));
+    };
+    {
+      auto t = co_await select(send(ping_turn_, unit{}), recv(timeout(limit)));
+      if (t.index() == 1) co_return too_late();
+    }
     chan<bool> done = promise_chan<bool>();
     std::optional<net::socket> s;
+    std::uint64_t gen = 0;
+    bool queued = false;
+    absl::Status refused;
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (state_ == state::closed || user_closed_)
-        co_return absl::FailedPreconditionError("nats: the connection is closed");
-      if (state_ != state::connected) co_return absl::UnavailableError("nats: not connected (reconnecting)");
-      s = sock_;
-      pongs_.emplace_back(done);
-      std::string ping = "PING\r\n";
-      // try_send under mu_ keeps pongs_ in the order the PINGs go out.
-      if (!s->out.try_send(std::move(ping))) s.reset();
-    }
-    if (s) {
-      // The send queue was full: wait for room (order with other flushes
-      // may differ then; each still waits for a PONG sent after its PING
-      // was queued).
-    } else {
-      std::optional<net::socket> live;
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        live = sock_;
-      }
-      if (live) {
+      if (state_ == state::closed || user_closed_) {
+        refused = absl::FailedPreconditionError("nats: the connection is closed");
+      } else if (state_ != state::connected) {
+        refused = absl::UnavailableError("nats: not connected (reconnecting)");
+      } else {
+        s = sock_;
+        gen = sock_gen_;
+        pongs_.emplace_back(done);
         std::string ping = "PING\r\n";
-        co_await live->out.send(std::move(ping));
+        queued = s->out.try_send(std::move(ping));
       }
     }
-    auto r = co_await select(recv(done), recv(timeout(limit)));
-    if (r.index() == 1)
-      co_return absl::DeadlineExceededError(absl::StrCat("nats: no PONG within ", limit.count(), " ms"));
+    if (!refused.ok()) {
+      (void)ping_turn_.try_recv();
+      co_return refused;
+    }
+    if (!queued) {
+      // The send queue is full: wait for room, still holding the turn.
+      std::string ping = "PING\r\n";
+      auto r = co_await select(send(s->out, std::move(ping)),
+                               recv(timeout(deadline - std::chrono::steady_clock::now())));
+      if (r.index() == 1 || !std::get<0>(r)) {
+        // Not queued: take our entry back unless a break already failed it
+        // (holding the turn, ours is the last entry of this socket).
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          if (sock_gen_ == gen && !pongs_.empty() && pongs_.back() && *pongs_.back() == done) pongs_.pop_back();
+        }
+        (void)ping_turn_.try_recv();
+        if (r.index() == 1) co_return too_late();
+        co_return absl::UnavailableError("nats: the connection broke before the PING");
+      }
+    }
+    (void)ping_turn_.try_recv();
+    auto r = co_await select(recv(done), recv(timeout(deadline - std::chrono::steady_clock::now())));
+    if (r.index() == 1) co_return too_late();
     if (!std::get<0>(r)) co_return absl::UnavailableError("nats: the connection broke before the PONG");
     co_return absl::OkStatus();
   }
@@ -642,6 +696,9 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   std::string inbox_prefix_;
   chan<unit> stop_;    // closed by close() and finish()
   chan<unit> closed_;  // closed by finish()
+  // Holding its one slot is the right to queue a PING (flush, keepalive):
+  // with the pongs_ entry pushed first, PINGs and entries keep one order.
+  chan<unit> ping_turn_{1};
 
   enum class state : std::uint8_t { connected, reconnecting, closed };
   mutable std::mutex mu_;
@@ -649,6 +706,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
   bool user_closed_ = false;
   bool draining_ = false;
   std::optional<net::socket> sock_;
+  std::uint64_t sock_gen_ = 0;  // +1 each time sock_ becomes a new live socket
   std::string pending_;
   absl::flat_hash_map<std::uint64_t, std::shared_ptr<sub_state>> subs_;
   std::uint64_t next_sid_ = inbox_sid + 1;

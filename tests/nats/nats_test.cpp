@@ -519,3 +519,94 @@ TEST_CASE("every operation is safe from go blocks on both loops and a plain thre
     co_return 0;
   }(nc, resp));
 }
+
+namespace {
+
+// Publishes n frames of 16 KiB ("<i>:xxxx...") to `subject`, recording each
+// result; counts them in `progress`.
+task<int> publish_frames(nats::connection nc, std::string subject, int n, std::atomic<int>* progress,
+                         std::vector<absl::Status>* results) {
+  for (int i = 0; i < n; ++i) {
+    std::string data = std::to_string(i) + ":";
+    data.resize(16 * 1024, 'x');
+    results->push_back(co_await nc.publish(subject, std::move(data)));
+    progress->fetch_add(1);
+  }
+  co_return 0;
+}
+
+}  // namespace
+
+TEST_CASE("with the server stalled and the send queue full, flush keeps its timeout and parked publishes survive "
+          "the break",
+          "[nats][reconnect][flush]") {
+  conch::test::nats_server srv;
+  conch::test::require_io_uring();
+  conch::runtime rt({.threads = 2});
+  nats::options o{.reconnect_wait = 20ms, .reconnect_buffer = 256u << 20, .connect_timeout = 1000ms};
+  o.max_reconnect_attempts = -1;
+  auto c = rt.block_on(nats::connect(srv.url(), o));
+  REQUIRE(c.ok());
+  nats::connection nc = *c;
+  nats::subscribe_options so{.capacity = 1 << 16};
+  auto s = rt.block_on(nc.subscribe("stall", so));
+  REQUIRE(s.ok());
+  nats::subscription sub = *s;
+  REQUIRE(rt.block_on(nc.flush()).ok());
+
+  srv.pause();  // reads nothing: the kernel buffers, then the socket's send queue, fill up
+  constexpr int n = 3000;  // 48 MiB: more than loopback buffers (<= 36 MiB here) plus the queue (1024 frames)
+  std::atomic<int> progress{0};
+  std::vector<absl::Status> results;
+  chan<int> pub_done = spawn_on(rt, 1, publish_frames(nc, "stall", n, &progress, &results));
+  // Set-up, not the verdict: wait until the publisher stops advancing (parked
+  // on the full queue), so that the flushes below meet a full queue and the
+  // kill below finds a publish parked.
+  {
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    int last = -1, same = 0;
+    while (same < 20 && std::chrono::steady_clock::now() < deadline) {
+      const int now = progress.load();
+      same = now == last ? same + 1 : 0;
+      last = now;
+      std::this_thread::sleep_for(10ms);
+    }
+    CHECK(progress.load() < n);
+  }
+  // Two racing flushes on the full queue: each gives up at its own timeout
+  // (before, the PING's wait for room ignored the timeout).
+  auto flush_a = spawn_on(rt, 0, [](nats::connection x) -> task<absl::Status> { co_return co_await x.flush(300ms); }(nc));
+  auto flush_b = spawn_on(rt, 1, [](nats::connection x) -> task<absl::Status> { co_return co_await x.flush(300ms); }(nc));
+  auto ra = rt.block_on(recv_within(flush_a, 30s));
+  auto rb = rt.block_on(recv_within(flush_b, 30s));
+  REQUIRE(ra.value);
+  REQUIRE(rb.value);
+  CHECK(ra.value->code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(rb.value->code() == absl::StatusCode::kDeadlineExceeded);
+
+  // The break: the publish parked on the queue, and those after it, go to
+  // the reconnect buffer (OK), not kUnavailable.
+  srv.kill();
+  srv.start();
+  auto done = rt.block_on(recv_within(pub_done, 120s));
+  REQUIRE(done.value);
+  REQUIRE(results.size() == static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < results.size(); ++i)
+    if (!results[i].ok()) FAIL_CHECK("publish " << i << ": " << results[i]);
+  // What was queued on the broken socket is lost (at-most-once); what was
+  // buffered arrives after the reconnect, in order, up to the last frame.
+  std::vector<int> got;
+  while (got.empty() || got.back() != n - 1) {
+    auto m = rt.block_on(recv_within(sub.messages, 60s));
+    REQUIRE(m.value);
+    got.push_back(std::stoi(m.value->data.substr(0, m.value->data.find(':'))));
+  }
+  for (std::size_t i = 1; i < got.size(); ++i) REQUIRE(got[i] == got[i - 1] + 1);
+  CHECK(nc.reconnects() == 1);
+  CHECK(rt.block_on(nc.flush()).ok());
+  nc.close();
+  rt.block_on([](nats::connection x) -> task<int> {
+    co_await x.closed().recv();
+    co_return 0;
+  }(nc));
+}

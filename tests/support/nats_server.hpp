@@ -4,6 +4,7 @@
 //   conch::test::nats_server srv;            // skips the test (77) if nats-server is absent
 //   auto nc = co_await conch::nats::connect(srv.url());
 //   srv.kill(); srv.start();                 // same port: clients reconnect
+//   srv.pause(); srv.resume();               // SIGSTOP/SIGCONT: a stalled server
 #pragma once
 
 #include <arpa/inet.h>
@@ -111,6 +112,15 @@ class nats_server {
       if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("nats-server did not start");
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, bounded
     }
+  }
+
+  /// Stops the server (SIGSTOP): it reads and answers nothing until resume().
+  void pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  }
+  /// Lets a paused server run again (SIGCONT).
+  void resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
   }
 
   /// Kills the server at once (SIGKILL) and reaps it; clients see the break.
