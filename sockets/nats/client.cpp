@@ -316,11 +316,14 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       std::string spare;
       if (may_buffer) spare = bytes;
       if (co_await s->out.send(std::move(bytes))) co_return absl::OkStatus();
-      if (!may_buffer) co_return absl::UnavailableError("nats: the connection broke while sending");
+      if (!opts_.reconnect) co_return absl::UnavailableError("nats: the connection broke while sending");
       bytes = std::move(spare);
       std::lock_guard<std::mutex> l(mu_);
       if (state_ == state::closed || user_closed_)
         co_return absl::FailedPreconditionError("nats: the connection is closed");
+      // SUB/UNSUB: the next socket gets the subscription table as it is
+      // (a resume() after our capture of sock_ already included it).
+      if (!bufferable) co_return absl::OkStatus();
       if (state_ == state::connected && sock_gen_ != gen) continue;  // already reconnected: send there
       // Reconnecting, or the reader has not seen the break yet: resume()
       // sends pending_ on the next socket either way.

@@ -20,9 +20,10 @@
 // slow consumer).
 // Reconnect: when the connection breaks, the client reconnects (the URLs in
 // turn), subscribes again under the same ids and sends the publishes made
-// meanwhile (up to options::reconnect_buffer bytes; beyond, publish gives
-// kResourceExhausted). Publishes already handed to the broken socket may be
-// lost: NATS core is at-most-once.
+// meanwhile, including one the break caught waiting for room (up to
+// options::reconnect_buffer bytes; beyond, publish gives kResourceExhausted).
+// Publishes already handed to the broken socket may be lost: NATS core is
+// at-most-once.
 // Lifetime: the connection runs until close(), drain() or a break it cannot
 // recover from; dropping every handle does not end it (its go blocks hold
 // it until the runtime is destroyed), so close what you connect.
