@@ -7,8 +7,9 @@
 // block, or blocking the outside thread), as conch.connect does. Connections
 // and subscriptions live in a registry keyed by integer ids; the Lua objects
 // (built by the Lua part below) hold the ids, and their __gc closes what was
-// not closed. A Lua subscription's `messages` is a chan<value> fed by a pump
-// go block from the C++ subscription's channel; each message is a table
+// not closed. A Lua subscription's `messages` is an unbuffered chan<value>
+// fed by a pump go block from the C++ subscription's channel (the one buffer,
+// so at most capacity + 1 messages are held); each message is a table
 // {subject=, data=, reply=, headers={name=value}, status=}.
 //
 // Invariants:
