@@ -586,6 +586,7 @@ TEST_CASE("with the server stalled and the send queue full, flush keeps its time
 
   // The break: the publish parked on the queue, and those after it, go to
   // the reconnect buffer (OK), not kUnavailable.
+  const int parked = progress.load();  // publishes from this one on had not returned at the break
   srv.kill();
   srv.start();
   auto done = rt.block_on(recv_within(pub_done, 120s));
@@ -593,15 +594,19 @@ TEST_CASE("with the server stalled and the send queue full, flush keeps its time
   REQUIRE(results.size() == static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < results.size(); ++i)
     if (!results[i].ok()) FAIL_CHECK("publish " << i << ": " << results[i]);
-  // What was queued on the broken socket is lost (at-most-once); what was
-  // buffered arrives after the reconnect, in order, up to the last frame.
+  // What was queued on the broken socket is lost (at-most-once; a few may
+  // have reached the server before SIGSTOP took hold); every publish that
+  // was still waiting at the break arrives after the reconnect, in order.
   std::vector<int> got;
   while (got.empty() || got.back() != n - 1) {
     auto m = rt.block_on(recv_within(sub.messages, 60s));
     REQUIRE(m.value);
     got.push_back(std::stoi(m.value->data.substr(0, m.value->data.find(':'))));
   }
-  for (std::size_t i = 1; i < got.size(); ++i) REQUIRE(got[i] == got[i - 1] + 1);
+  for (std::size_t i = 1; i < got.size(); ++i) REQUIRE(got[i] > got[i - 1]);
+  const auto from = std::find(got.begin(), got.end(), parked);
+  REQUIRE(from != got.end());
+  CHECK(got.end() - from == n - parked);  // parked .. n-1, none missing
   CHECK(nc.reconnects() == 1);
   CHECK(rt.block_on(nc.flush()).ok());
   nc.close();
