@@ -9,6 +9,7 @@
 #   make bench-channels   run bench/run_channels.sh
 #   make bench-sockets    the socket echo matrix (bench/run_sockets.sh), conch vs epoll vs liburing
 #   make bench-lua        run bench/run_lua.sh
+#   make bench-nats       run bench/run_nats.sh (conch NATS client vs the JavaScript client)
 #   make bench        every benchmark family side by side: bench/report/ (report.md, plots); QUICK=1: a few minutes
 #   make fuzz         clang-16 libFuzzer + ASan/UBSan: each tests/fuzz target for FUZZ_SECONDS (60)
 #   make clean        remove the build directories this Makefile creates (bench ones too)
@@ -44,6 +45,8 @@ DEBIAN_PACKAGES += libssl-dev openssl libpcre2-dev rapidjson-dev \
   lua-cjson iso-codes libjansson-dev libjson-c-dev libyajl-dev nlohmann-json3-dev
 # The Lua echo comparison's peers (bench/run_lua_echo.sh, issue 17).
 DEBIAN_PACKAGES += lua-cqueues lua-luv
+# The NATS client's tests and benchmark (issue 16): the server, and npm for the official JS client.
+DEBIAN_PACKAGES += nats-server npm
 
 # Tests labelled `bench` are the benchmarks' smoke runs at quick sizes: each
 # checks what it received (sums, echoed bytes) and exits non-zero otherwise;
@@ -66,7 +69,7 @@ TSAN_RUN := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)"
 
 comma := ,
 
-.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua bench fuzz clean
+.PHONY: help deps demo build test test-asan test-tsan test-clang bench-channels bench-sockets bench-lua bench-nats bench fuzz clean
 
 help:
 	@sed -n '4,18p' $(SRC_DIR)/Makefile | sed 's/^# \{0,1\}//'
@@ -140,7 +143,7 @@ test-clang: deps
 # (The ordinary builds replay the committed corpora as CTests: fuzz_replay.*.)
 BUILD_FUZZ   := $(BUILD_ROOT)/build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= frames address json_stream json lua_values lua_options
+FUZZ_TARGETS ?= frames address nats json_stream json lua_values lua_options
 fuzz: deps
 	$(call configure,$(BUILD_FUZZ),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DCONCH_SANITIZE=address$(comma)undefined -DCONCH_FUZZ=ON -DCONCH_BUILD_BENCH=OFF -DCONCH_BUILD_EXAMPLES=OFF)
 	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(addprefix conch_fuzz_,$(FUZZ_TARGETS))
@@ -165,6 +168,11 @@ bench-sockets: deps
 bench-lua: deps
 	BUILD_ROOT=$(BUILD_ROOT) JOBS=$(JOBS) bash $(SRC_DIR)/bench/run_lua.sh
 
+# NATS (issue 16): conch's client vs the official JavaScript client, one local nats-server.
+bench-nats: deps
+	$(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)
+	cmake --build $(BUILD_BENCH) -j$(JOBS) --target conch_bench_nats conch_nats_with_server
+	bash $(SRC_DIR)/bench/run_nats.sh $(BUILD_BENCH)
 # Every family of bench/ (bench/report.sh), one Release build in build-bench;
 # writes bench/report/ over the last one. Targets a missing toolchain did not
 # define (the Go and Asio peers, Boost.Fiber) are left out; the report says so.

@@ -185,6 +185,8 @@ int open_lsocket(lua_State* L);
 /// `require "lsocket"` finds conch's in this state. lua/lsocketlib.cpp.
 void preload_lsocket(lua_State* L);
 
+/// lua_CFunction (host as upvalue 1) that returns the `conch.nats` table. lua/natslib.cpp.
+int open_nats(lua_State* L);
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.
 int open_module(lua_State* L);

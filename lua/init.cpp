@@ -31,6 +31,10 @@ int open_module(lua_State* L) {
   add_net_functions(L, h);
   add_fd_functions(L, h);
   add_ops_functions(L, h);
+  lua_pushlightuserdata(L, h);  // conch.nats (lua/natslib.cpp)
+  lua_pushcclosure(L, open_nats, 1);
+  lua_call(L, 0, 1);
+  lua_setfield(L, -2, "nats");
   return 1;
 }
 

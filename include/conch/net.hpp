@@ -4,6 +4,7 @@
 
 #include "conch/net/address.hpp"
 #include "conch/net/framing.hpp"
+#include "conch/net/nats.hpp"
 #include "conch/net/socket.hpp"
 #include "conch/net/tls.hpp"
 #include "conch/net/udp.hpp"

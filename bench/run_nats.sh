@@ -1,0 +1,26 @@
+#!/bin/bash
+# bench/run_nats.sh BUILD_DIR: conch's NATS client vs the official JavaScript client, one local nats-server.
+# Messages/s 1 publisher -> 1 subscriber (16 B, 1 KiB) and request/reply round trips/s; prints the
+# bench= lines and each ratio conch/js from the same run. N (default 200000) and RR (20000) set the sizes.
+set -euo pipefail
+build=${1:-build}
+n=${N:-200000}
+rr=${RR:-20000}
+with=$build/tests/nats/conch_nats_with_server
+js_dir=$build/tests/nats/js
+sh "$(dirname "$0")/../tests/nats/js/install.sh" "$js_dir" >/dev/null
+export NODE_PATH=$js_dir/node_modules
+script='
+  set -e
+  for size in 16 1024; do
+    c=$('"$build"'/bench/conch_bench_nats "$CONCH_NATS_URL" pubsub '"$n"' $size)
+    j=$(node '"$(dirname "$0")"'/nats/bench.js "$CONCH_NATS_URL" pubsub '"$n"' $size)
+    echo "$c"; echo "$j"
+    echo "ratio pubsub size=$size conch/js=$(awk -v a="${c##*value=}" -v b="${j##*value=}" "BEGIN{printf \"%.2f\", a/b}")"
+  done
+  c=$('"$build"'/bench/conch_bench_nats "$CONCH_NATS_URL" reqrep '"$rr"')
+  j=$(node '"$(dirname "$0")"'/nats/bench.js "$CONCH_NATS_URL" reqrep '"$rr"')
+  echo "$c"; echo "$j"
+  echo "ratio reqrep conch/js=$(awk -v a="${c##*value=}" -v b="${j##*value=}" "BEGIN{printf \"%.2f\", a/b}")"
+'
+"$with" bash -c "$script"
