@@ -232,7 +232,7 @@ task<absl::StatusOr<std::vector<address>>> resolve(std::string_view host) {
 
 absl::StatusOr<std::vector<interface_info>> interfaces() {
   ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return absl::ErrnoToStatus(errno, "getifaddrs");
+  if (getifaddrs(&list) != 0) return detail::errno_status(errno, "getifaddrs");
   std::vector<interface_info> out;
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr) continue;
@@ -427,8 +427,14 @@ absl::Status check_options(const options& o, std::string_view what) {
   return absl::OkStatus();
 }
 
+// absl::ErrnoToStatus's code and message, but the text comes from glibc's
+// strerror_r: absl's own strerror table is set up lazily inside Debian's
+// libabsl, which TSan cannot see, so two loops failing at once for the first
+// time were reported as a race.
 absl::Status errno_status(int err, const std::string& what) {
-  return absl::ErrnoToStatus(err, what);
+  char buf[128];
+  const char* text = strerror_r(err, buf, sizeof buf);  // GNU: returns the text
+  return absl::Status(absl::ErrnoToStatusCode(err), what + ": " + text);
 }
 
 address sock_name(int fd) noexcept {

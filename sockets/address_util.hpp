@@ -55,7 +55,8 @@ absl::StatusOr<T> first_ok(const std::vector<address>& candidates, F&& attempt) 
   return last;
 }
 
-/// absl::ErrnoToStatus with "what: strerror" (what names the call and address).
+/// absl::ErrnoToStatus's code with "what: strerror" (what names the call and address),
+/// the text from strerror_r (thread-safe and visible to TSan).
 absl::Status errno_status(int err, const std::string& what);
 
 /// OK, or kInvalidArgument naming the option of `o` that listen, connect or

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string>
 
+#include "sockets/address_util.hpp"
+
 namespace conch::net::detail {
 
 namespace {
@@ -61,7 +63,7 @@ absl::StatusOr<std::unique_ptr<buffer_ring>> buffer_ring::create(io_uring* ring,
   b->ring_bytes_ = entries * sizeof(io_uring_buf);
   void* mem = mmap(nullptr, b->ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
                    -1, 0);
-  if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "conch: mmap of a buffer ring");
+  if (mem == MAP_FAILED) return errno_status(errno, "conch: mmap of a buffer ring");
   b->br_ = static_cast<io_uring_buf_ring*>(mem);
   b->slots_.resize(entries);
   for (std::string& slot : b->slots_) slot.resize(size);
@@ -71,7 +73,7 @@ absl::StatusOr<std::unique_ptr<buffer_ring>> buffer_ring::create(io_uring* ring,
   reg.bgid = bgid;
   int rc = io_uring_register_buf_ring(ring, &reg, 0);
   if (rc < 0) {  // not registered: ~buffer_ring unmaps it
-    return absl::ErrnoToStatus(-rc, "conch: io_uring_register_buf_ring (kernel >= 5.19 needed)");
+    return errno_status(-rc, "conch: io_uring_register_buf_ring (kernel >= 5.19 needed)");
   }
   io_uring_buf_ring_init(b->br_);
   b->at_.resize(entries);

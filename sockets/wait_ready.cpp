@@ -27,6 +27,7 @@
 #include <memory>
 
 #include "conch/core/status.hpp"
+#include "sockets/address_util.hpp"
 #include "sockets/reactor.hpp"
 
 namespace conch::net {
@@ -161,7 +162,7 @@ struct wait_guard {
 
 absl::StatusOr<int> poll_now(std::span<pollfd> fds) {
   int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), 0);
-  if (n < 0) return absl::ErrnoToStatus(errno, "poll");
+  if (n < 0) return errno_status(errno, "poll");
   return n;
 }
 

@@ -76,11 +76,6 @@ class nats_server {
     bin_ = nats_server_binary();
     if (bin_.empty()) skip("nats-server is not installed (Debian: apt-get install nats-server, or make deps)");
     port_ = free_loopback_port();
-    // The first socket errors after a kill may come on two loops at once;
-    // their messages go through absl's strerror table, whose lazy set-up in
-    // Debian's uninstrumented libabsl TSan cannot see: set it up here, on
-    // one thread.
-    (void)absl::ErrnoToStatus(ECONNRESET, "");
     start();
   }
   nats_server(const nats_server&) = delete;
