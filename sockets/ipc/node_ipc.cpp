@@ -17,15 +17,35 @@
 //   leave in emit order; emit only queues (queue_), so emitting while
 //   disconnected waits for the next connection instead of failing.
 //
-// Lock order: server_impl::mu_, client_impl::mu_, conn_state::mu_ and
+// Ownership and threads (every public member function may be called from
+// any thread: a loop's, another runtime's loop, or a plain thread):
+// - server_impl::conns and server_impl::closed belong to server_impl::mu.
+//   The readers (serve_conn, on whichever loop accepted the socket) add and
+//   remove their own entry under it; connections(), broadcast() and close()
+//   copy the list under it and use the copy outside it. Nothing else
+//   touches them.
+// - The handler map belongs to handler_table::mu_. on() replaces a type's
+//   list with a new one (copy on write); dispatch takes the current list's
+//   shared_ptr under the lock and runs the handlers outside it, so a handler
+//   added mid-event applies from the next event on.
+// - conn_state::id belongs to conn_state::mu (written by its reader, read
+//   by connection::id() anywhere); client_impl::status to client_impl::mu.
+// - Everything else is fixed before the first go block starts (opts,
+//   listener, target) or is a channel or an atomic.
+// The locks are std::mutex, not absl::Mutex: Debian's libabsl is not built
+// with TSan, so TSan cannot see absl::Mutex's ordering and reports every
+// access it guards as a race (CI's TSan stage, session 25).
+//
+// Lock order: server_impl::mu, client_impl::mu, conn_state::mu and
 // handler_table::mu_ are leaves: no channel operation, no other lock, no
 // handler runs while one is held.
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 
-#include "absl/synchronization/mutex.h"
 #include "conch/chan/go.hpp"
 #include "conch/chan/select.hpp"
 #include "rapidjson/error/en.h"
@@ -160,7 +180,7 @@ class handler_table {
   using list = std::vector<handler>;
 
   void add(std::string type, handler h) {
-    absl::MutexLock l(&mu_);
+    std::lock_guard l(mu_);
     auto& slot = map_[type];
     auto next = slot ? std::make_shared<list>(*slot) : std::make_shared<list>();
     next->push_back(std::move(h));
@@ -168,17 +188,17 @@ class handler_table {
   }
   /// Drops every handler (close(): handlers often hold the object itself).
   void clear() {
-    absl::MutexLock l(&mu_);
+    std::lock_guard l(mu_);
     map_.clear();
   }
   std::shared_ptr<const list> find(const std::string& type) const {
-    absl::MutexLock l(&mu_);
+    std::lock_guard l(mu_);
     auto it = map_.find(type);
     return it == map_.end() ? nullptr : it->second;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const list>> map_;
 };
 
@@ -226,7 +246,7 @@ namespace detail {
 struct conn_state {
   explicit conn_state(net::socket s) : sock(std::move(s)) {}
   net::socket sock;
-  mutable absl::Mutex mu;
+  mutable std::mutex mu;
   std::string id;  // guarded by mu
 };
 
@@ -236,7 +256,7 @@ struct server_impl {
   handler_table handlers;
   chan<event> events;
   std::atomic<std::uint64_t> malformed{0};
-  mutable absl::Mutex mu;
+  mutable std::mutex mu;
   std::vector<std::shared_ptr<conn_state>> conns;  // guarded by mu
   bool closed = false;                             // guarded by mu
 };
@@ -258,7 +278,7 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
   if (!impl) co_return;
   auto st = std::make_shared<detail::conn_state>(sock);
   {
-    absl::MutexLock l(&impl->mu);
+    std::lock_guard l(impl->mu);
     if (impl->closed) {
       sock.close();
       co_return;
@@ -286,7 +306,7 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
       } else {
         std::string id = detail::data_id(*d.data);
         if (!id.empty()) {
-          absl::MutexLock l(&st->mu);
+          std::lock_guard l(st->mu);
           st->id = std::move(id);
         }
         ev.type = std::move(d.type);
@@ -299,7 +319,7 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
   // sockets do (allowHalfOpen is off), then say so.
   sock.out.close();
   {
-    absl::MutexLock l(&impl->mu);
+    std::lock_guard l(impl->mu);
     auto& v = impl->conns;
     v.erase(std::remove(v.begin(), v.end(), st), v.end());
   }
@@ -337,7 +357,7 @@ task<std::size_t> send_all(std::vector<connection> to, std::string frame) {
 }  // namespace
 
 std::string connection::id() const {
-  absl::MutexLock l(&s_->mu);
+  std::lock_guard l(s_->mu);
   return s_->id;
 }
 
@@ -382,7 +402,7 @@ task<std::size_t> server::broadcast_raw(std::string bytes) {
 }
 
 std::vector<connection> server::connections() const {
-  absl::MutexLock l(&i_->mu);
+  std::lock_guard l(i_->mu);
   std::vector<connection> out;
   out.reserve(i_->conns.size());
   for (auto& c : i_->conns) out.emplace_back(c);
@@ -396,7 +416,7 @@ std::uint64_t server::malformed() const { return i_->malformed.load(std::memory_
 void server::close() {
   std::vector<std::shared_ptr<detail::conn_state>> conns;
   {
-    absl::MutexLock l(&i_->mu);
+    std::lock_guard l(i_->mu);
     if (i_->closed) return;
     i_->closed = true;
     conns = i_->conns;
@@ -421,7 +441,7 @@ struct client_impl {
   chan<unit> stop;          // closed by close()
   std::atomic<bool> connected{false};
   std::atomic<std::uint64_t> malformed{0};
-  mutable absl::Mutex mu;
+  mutable std::mutex mu;
   absl::Status status;  // guarded by mu
 };
 
@@ -430,7 +450,7 @@ struct client_impl {
 namespace {
 
 void set_status(detail::client_impl& c, absl::Status s) {
-  absl::MutexLock l(&c.mu);
+  std::lock_guard l(c.mu);
   c.status = std::move(s);
 }
 
@@ -559,7 +579,7 @@ bool client::connected() const { return i_->connected.load(); }
 std::uint64_t client::malformed() const { return i_->malformed.load(std::memory_order_relaxed); }
 
 absl::Status client::status() const {
-  absl::MutexLock l(&i_->mu);
+  std::lock_guard l(i_->mu);
   return i_->status;
 }
 
