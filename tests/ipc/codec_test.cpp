@@ -7,6 +7,7 @@
 
 #include "conch/conch.hpp"
 #include "sockets/ipc/node_ipc_codec.hpp"
+#include "tests/ipc/node_peer.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -97,6 +98,7 @@ TEST_CASE("a malformed message is one error event and a count, and the connectio
     CHECK((*gone)->type == "socket.disconnected");
     CHECK((*(*gone)->data) == "raw");
     srv->close();
+    CHECK(co_await test::unix_path_gone(path));
   }());
 }
 
@@ -142,6 +144,8 @@ TEST_CASE("conch client and server: handlers added any time, emit, broadcast, ev
     CHECK(s.connections()[0].id() == "me");
     c.close();
     s.close();
+    const std::string default_path = "/tmp/app." + id;
+    CHECK(co_await test::unix_path_gone(default_path));  // close() removes the default path
   }());
 }
 

@@ -111,6 +111,7 @@ task<void> conch_server_with_node_clients(std::string listen_at) {
   CHECK(named == std::vector<std::string>{"c1", "c2"});
   CHECK(s.malformed() == 0);
   s.close();
+  if (listen_at.find('/') != std::string::npos) CHECK(co_await test::unix_path_gone(listen_at));
 }
 
 /// peer.js's client side, played by a conch client, against a node-ipc server.
@@ -126,6 +127,7 @@ task<void> conch_client_with_node_server(bool tcp) {
   } else {
     where = temp_path("node-srv");
   }
+  test::remove_at_exit cleanup{tcp ? std::string() : where};
   test::node_peer server({"server", modules, where, std::to_string(kEvents)});
   REQUIRE(server.started());
   auto cli = ipc::client::connect(tcp ? ipc::client_options{.id = "conch", .address = where, .retry = 50ms}
@@ -196,6 +198,7 @@ TEST_CASE("a conch client reconnects after the node-ipc server restarts", "[ipc]
   test::run_on(2, []() -> task<void> {
     const std::string modules = test::require_node_ipc();
     const std::string path = temp_path("restart-node");
+    test::remove_at_exit cleanup{path};
     auto peer = std::make_unique<test::node_peer>(std::vector<std::string>{"echo-server", modules, path});
     auto cli = ipc::client::connect({.id = "conch", .path = path, .retry = 50ms});
     REQUIRE(cli.ok());
@@ -247,6 +250,7 @@ TEST_CASE("a node-ipc client reconnects after the conch server restarts", "[ipc]
       }
       if (round == 2) CHECK(co_await peer.exit_code() == 0);
       s.close();
+      CHECK(co_await test::unix_path_gone(path));  // the server removes its own path
     }
   }());
 }

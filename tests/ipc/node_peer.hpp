@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -29,6 +31,24 @@ inline std::string require_node_ipc() {
     skip("the node-ipc in " CONCH_NODE_IPC_MODULES " is not 9.2.1; run npm ci again");
   return CONCH_NODE_IPC_MODULES;
 }
+
+/// Whether the Unix socket file `path` is gone within a few seconds: a
+/// closed server removes its own path (its listener stops on its home loop,
+/// so the removal may trail close() a little).
+inline task<bool> unix_path_gone(std::string path) {
+  auto gone = [path] {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) != 0;
+  };
+  co_return co_await eventually(gone, std::chrono::seconds(10));
+}
+
+/// Removes a Unix socket path when the test ends: node-ipc leaves its
+/// server's file behind when the process is killed.
+struct remove_at_exit {
+  std::string path;
+  ~remove_at_exit() { ::unlink(path.c_str()); }
+};
 
 /// A running `node peer.js ...`; killed when destroyed if still running.
 class node_peer {

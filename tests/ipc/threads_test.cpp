@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "conch/conch.hpp"
+#include "tests/ipc/node_peer.hpp"
 #include "tests/support/test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -136,5 +137,6 @@ TEST_CASE("ipc::server: on, emit and broadcast from both loops and a plain threa
     CHECK(co_await s.broadcast("news", empty) == 1);
     cli->close();
     s.close();
+    CHECK(co_await test::unix_path_gone(path));
   }());
 }

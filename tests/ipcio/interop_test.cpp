@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conch/net/ipcio.hpp"
@@ -434,7 +435,7 @@ TEST_CASE("10,000 events each way between conch peers arrive in order", "[ipcio]
 
 TEST_CASE("what a client sends right before close() reaches the server, 100 times over", "[ipcio][conch][close]") {
   conch::test::run_on(2, []() -> task<int> {
-    int whole = 0;
+    int whole = 0, left_behind = 0;
     for (int round = 0; round < 100; ++round) {
       ipcio_options o{.domain = unique_domain()};
       auto srv = ipcio_server::listen(o);
@@ -455,9 +456,16 @@ TEST_CASE("what a client sends right before close() reaches the server, 100 time
         ++got;
       }
       if (got == 3) ++whole;
+      const std::string path = srv->path();
       srv->close();
+      auto gone = [path] {
+        struct stat st {};
+        return ::lstat(path.c_str(), &st) != 0;
+      };
+      if (!co_await conch::test::eventually(gone, 10s)) ++left_behind;  // close() removes the domain socket
     }
     CHECK(whole == 100);
+    CHECK(left_behind == 0);
     co_return 0;
   }());
 }
