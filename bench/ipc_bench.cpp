@@ -2,10 +2,14 @@
 // conch::ipc round trips, conch client -> conch server -> back: events/s, p50/p99, per payload and client count.
 //
 //   conch_bench_ipc [--events N]    N round trips per client per cell (default 20000)
+//   conch_bench_ipc --serve PATH --expect M
+//                                   only the echo server, at PATH, for other clients (bench/run_ipc.sh's
+//                                   node-ipc clients); after M echoes prints cpu_us_per_event and exits
 //
 // Each client keeps 16 events in flight (emit 16, then one more per echo);
 // the server echoes every "ping" to its sender from a handler. Prints
 // bench=ipc_conch lines (B.8 format); exits 1 if an echo is lost or out of order.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,17 +106,55 @@ task<int> cell(int clients, std::size_t payload, int n) {
   co_return 0;
 }
 
+/// The echo server alone: M echoes, then this process's CPU time per event.
+task<int> serve_only(std::string path, long expect) {
+  auto srv = ipc::server::listen({.path = path});
+  if (!srv.ok()) {
+    std::fprintf(stderr, "listen: %s\n", std::string(srv.status().message()).c_str());
+    co_return 1;
+  }
+  ipc::server s = *srv;
+  auto count = std::make_shared<std::atomic<long>>(0);
+  conch::chan<int> enough(1);
+  s.on("ping", [s, count, expect, enough](ipc::event e) mutable -> task<void> {
+    co_await s.emit(*e.from, "ping", *e.data);
+    if (count->fetch_add(1) + 1 == expect) enough.try_send(1);
+  });
+  std::printf("ready\n");
+  std::fflush(stdout);
+  co_await enough.recv();
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double us = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  std::printf("cpu_us_per_event=%.2f\n", us / static_cast<double>(expect));
+  std::fflush(stdout);
+  co_await conch::sleep(200ms);  // the last echoes leave before the sockets close
+  s.close();
+  co_return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int n = 20000;
-  for (int i = 1; i + 1 < argc; ++i)
+  std::string serve;
+  long expect = 0;
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--events") == 0) n = std::max(1, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--serve") == 0) serve = argv[i + 1];
+    if (std::strcmp(argv[i], "--expect") == 0) expect = std::atol(argv[i + 1]);
+  }
+  if (!serve.empty() && expect <= 0) {
+    std::fprintf(stderr, "conch_bench_ipc: --serve needs --expect M (M > 0)\n");
+    return 2;
+  }
   auto rt = conch::runtime::create({.threads = 2});
   if (!rt.ok()) {
     std::fprintf(stderr, "skipped: no runtime: %s\n", std::string(rt.status().message()).c_str());
     return 77;
   }
+  if (!serve.empty()) return (*rt)->block_on(serve_only(serve, expect));
   for (int clients : {1, 16})
     for (std::size_t payload : {std::size_t{64}, std::size_t{4096}})
       if ((*rt)->block_on(cell(clients, payload, n)) != 0) return 1;
