@@ -174,6 +174,32 @@ std::shared_ptr<const json> bool_data(bool b) {
   return doc;
 }
 
+/// One frame as an event, for the server's and the client's readers: the
+/// bytes (raw mode), the decoded event (its sender's truthy data.id into
+/// *id when id is given), or an "error" event counted in `malformed`.
+event frame_event(std::string frame, bool raw, const limits& bounds, std::atomic<std::uint64_t>& malformed,
+                  std::string* id) {
+  event ev;
+  if (raw) {
+    ev.type = "data";
+    ev.data = detail::null_data();
+    ev.bytes = std::move(frame);
+    return ev;
+  }
+  detail::decoded d = detail::decode(frame, bounds);
+  if (!d.error.empty()) {
+    malformed.fetch_add(1, std::memory_order_relaxed);  // a statistic: no ordering needed
+    ev.type = "error";
+    ev.data = error_data(d.error, frame);
+    ev.bytes = std::move(frame);
+    return ev;
+  }
+  if (id) *id = detail::data_id(*d.data);
+  ev.type = std::move(d.type);
+  ev.data = std::move(d.data);
+  return ev;
+}
+
 /// Handlers by event type; readers take a snapshot per event (copy on write).
 class handler_table {
  public:
@@ -290,28 +316,12 @@ task<void> serve_conn(std::shared_ptr<detail::server_impl> impl, net::socket soc
   event hello = local_event("connect", detail::null_data(), me);
   co_await dispatch(impl->handlers, impl->events, std::move(hello));
   while (auto frame = co_await sock.in.recv()) {
-    event ev;
+    std::string id;
+    event ev = frame_event(std::move(*frame), impl->opts.raw, impl->opts.bounds, impl->malformed, &id);
     ev.from = me;
-    if (impl->opts.raw) {
-      ev.type = "data";
-      ev.data = detail::null_data();
-      ev.bytes = std::move(*frame);
-    } else {
-      detail::decoded d = detail::decode(*frame, impl->opts.bounds);
-      if (!d.error.empty()) {
-        impl->malformed.fetch_add(1, std::memory_order_relaxed);  // a statistic: no ordering needed
-        ev.type = "error";
-        ev.data = error_data(d.error, *frame);
-        ev.bytes = std::move(*frame);
-      } else {
-        std::string id = detail::data_id(*d.data);
-        if (!id.empty()) {
-          std::lock_guard l(st->mu);
-          st->id = std::move(id);
-        }
-        ev.type = std::move(d.type);
-        ev.data = std::move(d.data);
-      }
+    if (!id.empty()) {
+      std::lock_guard l(st->mu);
+      st->id = std::move(id);
     }
     co_await dispatch(impl->handlers, impl->events, std::move(ev));
   }
@@ -492,23 +502,7 @@ task<void> run_client(std::shared_ptr<detail::client_impl> c) {
       event up = local_event("connect", detail::null_data(), std::nullopt);  // named: see serve_conn
       co_await dispatch(c->handlers, c->events, std::move(up));
       while (auto frame = co_await sock.in.recv()) {
-        event ev;
-        if (c->opts.raw) {
-          ev.type = "data";
-          ev.data = detail::null_data();
-          ev.bytes = std::move(*frame);
-        } else {
-          detail::decoded d = detail::decode(*frame, c->opts.bounds);
-          if (!d.error.empty()) {
-            c->malformed.fetch_add(1, std::memory_order_relaxed);  // a statistic
-            ev.type = "error";
-            ev.data = error_data(d.error, *frame);
-            ev.bytes = std::move(*frame);
-          } else {
-            ev.type = std::move(d.type);
-            ev.data = std::move(d.data);
-          }
-        }
+        event ev = frame_event(std::move(*frame), c->opts.raw, c->opts.bounds, c->malformed, nullptr);
         co_await dispatch(c->handlers, c->events, std::move(ev));
       }
       ended.close();
