@@ -155,9 +155,8 @@ class server {
   net::address local() const;
   /// How many malformed messages arrived (each also an "error" event).
   std::uint64_t malformed() const;
-  /// Stops listening, closes every connection and `events`, removes its
-  /// Unix socket file (if the path still names the socket it bound; a
-  /// server that replaced it keeps it), drops the handlers. Idempotent; any thread. Call it: a
+  /// Stops listening, closes every connection and `events`, removes the
+  /// socket file, drops the handlers. Idempotent; any thread. Call it: a
   /// server left open lives until its runtime ends.
   void close();
 
