@@ -476,7 +476,23 @@ task<void> serve_domain(server_ptr st, net::socket sock) {
       }
     }
   }
-  if (mine) drop_client(st, mine);
+  if (mine) {
+    std::optional<net::socket> own;
+    {
+      std::lock_guard lk(st->mu);
+      own = mine->own;
+    }
+    if (own) {
+      // The client left by its domain socket, and what it sent on its own
+      // socket just before may still be unread (the two arrive in either
+      // order): half-close ours, and let serve_client read to the client's
+      // end of it and drop the client then.
+      sock.close();
+      own->out.close();
+      co_return;
+    }
+    drop_client(st, mine);
+  }
   sock.close();
 }
 
