@@ -245,7 +245,7 @@ struct ipcio_server_state {
   std::atomic<std::uint64_t> malformed{0};
   std::atomic<bool> closed{false};
 
-  mutable std::mutex mu;  // guards the three maps
+  mutable std::mutex mu;  // guards the three maps and each client_entry's `own` while it is being set
   std::map<std::string, std::shared_ptr<client_entry>> clients;  // by name, handshake to end
   std::map<std::string, ipcio_handler> handlers;                 // sorted: discover lists them
   std::unordered_map<std::string, std::string> deliveries;       // client-to-client delivery id -> sender
@@ -285,6 +285,7 @@ using server_ptr = std::shared_ptr<ipcio_server_state>;
 // Removes `e` if it still holds its name, closes both its sockets, says so.
 void drop_client(const server_ptr& st, const std::shared_ptr<client_entry>& e) {
   bool was = false;
+  std::optional<net::socket> own;  // read under `mu`: on_handshake sets it under `mu`
   {
     std::lock_guard lk(st->mu);
     auto it = st->clients.find(e->name);
@@ -292,10 +293,11 @@ void drop_client(const server_ptr& st, const std::shared_ptr<client_entry>& e) {
       st->clients.erase(it);
       was = e->own.has_value();
     }
+    own = e->own;
   }
   e->settled.close();
   e->domain.close();
-  if (e->own) e->own->close();
+  if (own) own->close();
   if (was) st->events.try_send(make_event("disconnect", e->name));
 }
 
@@ -474,7 +476,23 @@ task<void> serve_domain(server_ptr st, net::socket sock) {
       }
     }
   }
-  if (mine) drop_client(st, mine);
+  if (mine) {
+    std::optional<net::socket> own;
+    {
+      std::lock_guard lk(st->mu);
+      own = mine->own;
+    }
+    if (own) {
+      // The client left by its domain socket, and what it sent on its own
+      // socket just before may still be unread (the two arrive in either
+      // order): half-close ours, and let serve_client read to the client's
+      // end of it and drop the client then.
+      sock.close();
+      own->out.close();
+      co_return;
+    }
+    drop_client(st, mine);
+  }
   sock.close();
 }
 
@@ -545,17 +563,19 @@ chan<ipcio_event> ipcio_server::events() const { return s_->events; }
 void ipcio_server::close() {
   if (s_->closed.exchange(true)) return;
   s_->srv->close();
-  std::vector<std::shared_ptr<client_entry>> all;
+  std::vector<net::socket> socks;
   std::map<std::string, ipcio_handler> handlers;  // destroyed after the lock
   {
     std::lock_guard lk(s_->mu);
-    for (auto& [n, e] : s_->clients) all.push_back(e);
+    for (auto& [n, e] : s_->clients) {
+      socks.push_back(e->domain);
+      // `own` is read under `mu` (a handshake on another loop sets it under
+      // `mu`); one set after this sees `closed` and closes itself.
+      if (e->own) socks.push_back(*e->own);
+    }
     handlers.swap(s_->handlers);  // a handler holding this server would keep it alive forever
   }
-  for (auto& e : all) {
-    e->domain.close();
-    if (e->own) e->own->close();
-  }
+  for (auto& s : socks) s.close();
   s_->events.close();
 }
 

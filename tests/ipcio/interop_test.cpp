@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conch/net/ipcio.hpp"
@@ -430,4 +431,41 @@ TEST_CASE("10,000 events each way between conch peers arrive in order", "[ipcio]
     srv->close();
     co_return 0;
   }(unique_domain()));
+}
+
+TEST_CASE("what a client sends right before close() reaches the server, 100 times over", "[ipcio][conch][close]") {
+  conch::test::run_on(2, []() -> task<int> {
+    int whole = 0, left_behind = 0;
+    for (int round = 0; round < 100; ++round) {
+      ipcio_options o{.domain = unique_domain()};
+      auto srv = ipcio_server::listen(o);
+      REQUIRE(srv.ok());
+      auto cli = co_await ipcio_client::connect("last", o);
+      REQUIRE(cli.ok());
+      for (int i = 0; i < 3; ++i) {
+        json v;
+        v.SetInt(i);
+        const bool queued = co_await cli->send("m", v);
+        REQUIRE(queued);
+      }
+      cli->close();  // at once: the three must still arrive, in order
+      int got = 0;
+      while (got < 3) {
+        auto ev = co_await next_event(srv->events(), "command", "m", 10s);
+        if (!ev || ev->data.GetInt() != got) break;
+        ++got;
+      }
+      if (got == 3) ++whole;
+      const std::string path = srv->path();
+      srv->close();
+      auto gone = [path] {
+        struct stat st {};
+        return ::lstat(path.c_str(), &st) != 0;
+      };
+      if (!co_await conch::test::eventually(gone, 10s)) ++left_behind;  // close() removes the domain socket
+    }
+    CHECK(whole == 100);
+    CHECK(left_behind == 0);
+    co_return 0;
+  }());
 }

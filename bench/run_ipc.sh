@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# bench/run_ipc.sh
+# Issue 18's node-ipc and ipcIO table in one run: node-ipc <-> node-ipc, node-ipc clients -> conch server,
+# conch <-> conch (conch_bench_ipc), and the ipcIO cells (conch_bench_ipcio with the node test peer).
+#
+#   bash bench/run_ipc.sh [BUILD=build]     N=5000 round trips per client per cell (env), IPCIO_SECS=2
+#
+# Every cell: 64 B and 4 KiB payloads, 1 and 16 clients, 16 events in flight per client; msg/s, p50/p99.
+# The node cells' clients are one node process (bench/ipc_node_bench.js), identical for both servers;
+# the server's CPU per event is printed beside them. Run it on a quiet machine for figures to keep.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-build}" && pwd)
+N=${N:-5000}
+modules=$build/tests/ipc/node/node_modules
+node=${NODE:-node}
+[ -f "$modules/node-ipc/package.json" ] || { echo "node-ipc is not installed in $modules (configure runs npm ci)" >&2; exit 77; }
+sock=/tmp/conch-bench-ipc-run-$$
+trap 'rm -f "$sock"' EXIT
+
+serve_and_run() {  # $1 = server kind (node|conch), $2 clients, $3 bytes
+  local expect=$(( $2 * N )) out=/tmp/conch-bench-ipc-srv-$$.txt
+  rm -f "$sock"
+  if [ "$1" = node ]; then "$node" "$here/ipc_node_bench.js" server "$modules" "$sock" "$expect" >"$out" &
+  else "$build/bench/conch_bench_ipc" --serve "$sock" --expect "$expect" >"$out" &
+  fi
+  local pid=$!
+  for _ in $(seq 1 500); do grep -q ready "$out" 2>/dev/null && break; sleep 0.02; done
+  local line
+  line=$("$node" "$here/ipc_node_bench.js" client "$modules" "$sock" "$2" "$3" "$N")
+  wait "$pid"
+  echo "$line server=$1 $(grep cpu_us_per_event "$out")"
+  rm -f "$out"
+}
+
+echo "# $(date -u +%FT%TZ) $(uname -r) load: $(cut -d' ' -f1-3 /proc/loadavg) N=$N"
+for clients in 1 16; do
+  for bytes in 64 4096; do
+    serve_and_run node "$clients" "$bytes"
+    serve_and_run conch "$clients" "$bytes"
+  done
+done
+"$build/bench/conch_bench_ipc" --events "$N"
+"$build/bench/conch_bench_ipcio" "${IPCIO_SECS:-2}" "$here/../tests/ipcio/ipcio_peer.js"
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
