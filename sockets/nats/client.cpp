@@ -629,7 +629,10 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
       return absl::DeadlineExceededError(absl::StrCat("nats: no PONG within ", limit.count(), " ms"));
     };
     {
-      auto t = co_await select(send(ping_turn_, unit{}), recv(timeout(limit)));
+      // Named first: no braced temporary inside the co_await (GCC 12).
+      auto expired = timeout(limit);
+      const unit turn{};
+      auto t = co_await select(send(ping_turn_, turn), recv(expired));
       if (t.index() == 1) co_return too_late();
     }
     chan<bool> done = promise_chan<bool>();
