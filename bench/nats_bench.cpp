@@ -104,7 +104,8 @@ int main(int argc, char** argv) {
   const long n = std::atol(argv[3]);
   if (mode == "pubsub" && argc == 5)
     return conch::run(pubsub(url, n, static_cast<std::size_t>(std::atol(argv[4]))), {.threads = 2});
-  if (mode == "reqrep") return conch::run(reqrep(url, n), {.threads = 2});
+  const char* th = std::getenv("BENCH_THREADS");
+  if (mode == "reqrep") return conch::run(reqrep(url, n), {.threads = th ? unsigned(std::atoi(th)) : 2u});
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;
 }
