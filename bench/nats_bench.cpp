@@ -2,7 +2,8 @@
 // NATS through one nats-server: messages/s 1 publisher -> 1 subscriber, and request/reply round trips/s.
 //
 //   conch_bench_nats URL pubsub N SIZE     # N messages of SIZE bytes, publisher and subscriber connections
-//   conch_bench_nats URL reqrep N          # N sequential request/reply round trips (16 B)
+//   conch_bench_nats URL reqrep N          # N sequential request/reply round trips (16 B);
+//                                          # BENCH_THREADS=k: a k-thread runtime (default 2)
 //
 // Prints `bench=nats_<mode> param=conch,size=S value=X unit=msg/s|rt/s`; exits 1 if the
 // subscriber did not get exactly N messages of the right size (the smoke test checks it).

@@ -161,6 +161,8 @@ while true do
     conch.sleep(600000)
   elseif job == "boom" then
     error("kaboom")
+  elseif job == "big" then
+    work.answer(("x"):rep(2 << 20))  -- over the server's max_payload (1 MiB)
   end
   work.answer({who = who, job = job})
 end
@@ -604,9 +606,16 @@ nats_worker_error)
   start_nats
   nats_worker_script
   start_nats_worker a -w 1 --subject other.jobs
-  echo 'work.submit("boom"); print(work.collect()); work.submit(7); print(work.collect().job)' >handler.lua
+  # Values over the server's max_payload: the job (at its send) or the
+  # result (at the worker's answer) gets nil, err at once.
+  cat >handler.lua <<'LUA'
+work.submit("boom"); print(work.collect())
+work.submit(7); print(work.collect().job)
+work.submit("big"); print(work.collect())
+work.submit(("y"):rep(2 << 20)); print(work.collect())
+LUA
   run timeout 60 "$CONCH" --nats "$NATS_URL" --subject other.jobs handler.lua; expect_status 0
-  expect_out $'nil\tworker.lua:11: kaboom\n7'
+  expect_out $'nil\tworker.lua:11: kaboom\n7\nnil\twork.answer: the result cannot be sent: nats: a payload of 2097158 bytes is over the server\'s max_payload of 1048576\nnil\tnats: a payload of 2097157 bytes is over the server\'s max_payload of 1048576'
   grep -qF 'error in job "boom": worker.lua:11: kaboom' a.err || fail "the worker did not report the error: $(cat a.err)"
   ;;
 nats_usage)
