@@ -9,3 +9,11 @@ if(TARGET conch_nats_with_server)
              "$<TARGET_FILE:conch_bench_nats> \"$CONCH_NATS_URL\" pubsub 2000 16 && $<TARGET_FILE:conch_bench_nats> \"$CONCH_NATS_URL\" pubsub 500 1024 && $<TARGET_FILE:conch_bench_nats> \"$CONCH_NATS_URL\" reqrep 200")
   set_tests_properties(bench_nats_smoke PROPERTIES LABELS "bench;nats" TIMEOUT 300 SKIP_RETURN_CODE 77)
 endif()
+# The worker pool through NATS vs in-process (run_nats_pool.sh): a few jobs per cell.
+if(TARGET conch_nats_with_server AND TARGET conch_program)
+  add_test(NAME bench_nats_pool_smoke
+           COMMAND conch_nats_with_server /bin/bash ${CMAKE_CURRENT_SOURCE_DIR}/run_nats_pool.sh)
+  set_tests_properties(bench_nats_pool_smoke PROPERTIES LABELS "bench;nats" TIMEOUT 300 SKIP_RETURN_CODE 77
+    ENVIRONMENT "CONCH=$<TARGET_FILE:conch_program>;JOBS=300;REPS=1"
+    PASS_REGULAR_EXPRESSION "param=hop_cost_inflight16 value=")
+endif()

@@ -2,7 +2,8 @@
 // NATS through one nats-server: messages/s 1 publisher -> 1 subscriber, and request/reply round trips/s.
 //
 //   conch_bench_nats URL pubsub N SIZE     # N messages of SIZE bytes, publisher and subscriber connections
-//   conch_bench_nats URL reqrep N          # N sequential request/reply round trips (16 B)
+//   conch_bench_nats URL reqrep N          # N sequential request/reply round trips (16 B);
+//                                          # BENCH_THREADS=k: a k-thread runtime (default 2)
 //
 // Prints `bench=nats_<mode> param=conch,size=S value=X unit=msg/s|rt/s`; exits 1 if the
 // subscriber did not get exactly N messages of the right size (the smoke test checks it).
@@ -104,7 +105,8 @@ int main(int argc, char** argv) {
   const long n = std::atol(argv[3]);
   if (mode == "pubsub" && argc == 5)
     return conch::run(pubsub(url, n, static_cast<std::size_t>(std::atol(argv[4]))), {.threads = 2});
-  if (mode == "reqrep") return conch::run(reqrep(url, n), {.threads = 2});
+  const char* th = std::getenv("BENCH_THREADS");
+  if (mode == "reqrep") return conch::run(reqrep(url, n), {.threads = th ? unsigned(std::atoi(th)) : 2u});
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;
 }

@@ -2,6 +2,7 @@
 # bench/run_nats.sh BUILD_DIR: conch's NATS client vs the official JavaScript client, one local nats-server.
 # Messages/s 1 publisher -> 1 subscriber (16 B, 1 KiB) and request/reply round trips/s; prints the
 # bench= lines and each ratio conch/js from the same run. N (default 200000) and RR (20000) set the sizes.
+# Then the program's worker pool through NATS vs in-process (run_nats_pool.sh).
 set -euo pipefail
 build=${1:-build}
 n=${N:-200000}
@@ -24,3 +25,5 @@ script='
   echo "ratio reqrep conch/js=$(awk -v a="${c##*value=}" -v b="${j##*value=}" "BEGIN{printf \"%.2f\", a/b}")"
 '
 "$with" bash -c "$script"
+# The program's worker pool through NATS vs in-process (bench/run_nats_pool.sh; POOL_JOBS, default 20000).
+"$with" env CONCH="$build/lua/conch" JOBS="${POOL_JOBS:-20000}" bash "$(dirname "$0")/run_nats_pool.sh"

@@ -26,7 +26,30 @@ const char kGlue[] =
 #include "lua/program/glue.lua.inc"
     ;
 
+const char kNatsGlue[] =
+#include "lua/program/nats_glue.lua.inc"
+    ;
+
 const char kRegistryKey[] = "conch.program";
+
+// P.nats = {url, subject, queue, timeout, max_jobs} and P.nats_glue (the
+// chunk the glue calls with P, role, work) when the command has --nats.
+void add_nats_settings(lua_State* L, const command& cmd) {
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, cmd.nats.c_str());
+  lua_setfield(L, -2, "url");
+  lua_pushstring(L, cmd.subject.empty() ? kNatsSubject : cmd.subject.c_str());
+  lua_setfield(L, -2, "subject");
+  lua_pushstring(L, kNatsQueue);
+  lua_setfield(L, -2, "queue");
+  lua_pushinteger(L, static_cast<lua_Integer>(cmd.job_timeout_ms != 0 ? cmd.job_timeout_ms : kNatsJobTimeoutMs));
+  lua_setfield(L, -2, "timeout");
+  lua_pushinteger(L, static_cast<lua_Integer>(cmd.max_jobs != 0 ? cmd.max_jobs : kNatsMaxJobs));
+  lua_setfield(L, -2, "max_jobs");
+  lua_setfield(L, -2, "nats");
+  if (luaL_loadbuffer(L, kNatsGlue, sizeof kNatsGlue - 1, "=conch/nats") != LUA_OK) lua_error(L);
+  lua_setfield(L, -2, "nats_glue");
+}
 
 struct install_job {
   const state_env* env;
@@ -60,6 +83,7 @@ int install_fn(lua_State* L) {
     const std::string& script = env.what == role::handler ? env.cmd->handler : env.cmd->worker;
     lua_pushlstring(L, script.data(), script.size());
     lua_setfield(L, -2, "script");
+    if (!env.cmd->nats.empty()) add_nats_settings(L, *env.cmd);
     if (env.client != nullptr) {
       detail::push_socket(L, *env.client);
       lua_setfield(L, -2, "sock");

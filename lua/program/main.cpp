@@ -3,7 +3,8 @@
 //
 // Modes (API.md §7): script (a file, -e code, `-` for stdin, slua-style
 // inline code, a prompt on a terminal), stdio (handler.lua worker.lua) and
-// server (--listen ADDR handler.lua worker.lua). Options before the first
+// server (--listen ADDR handler.lua worker.lua), NATS (--nats URL handler.lua,
+// --nats URL --worker worker.lua: the pool across processes). Options before the first
 // positional argument belong to conch, as with lua5.4; after a script
 // everything is the script's (`arg`). Two files, the second ending in
 // ".lua", are a handler and a worker, and pool options may follow them.
@@ -53,8 +54,9 @@ absl::Status parse_count(const char* opt, const char* text, std::size_t* out) {
 absl::Status pool_option(int argc, char** argv, int i, command* c, int* used) {
   std::string_view a(argv[i]);
   *used = 0;
-  static constexpr std::string_view with_value[] = {"-w",         "--workers",  "--max-jobs", "--max-results",
-                                                    "--handlers", "--listen",   "--tls-cert", "--tls-key"};
+  static constexpr std::string_view with_value[] = {"-w",       "--workers",  "--max-jobs", "--max-results",
+                                                    "--handlers", "--listen", "--tls-cert", "--tls-key",
+                                                    "--nats",   "--worker",   "--subject",  "--job-timeout"};
   bool known = false;
   for (std::string_view o : with_value) known = known || a == o;
   if (!known) return absl::OkStatus();
@@ -76,6 +78,16 @@ absl::Status pool_option(int argc, char** argv, int i, command* c, int* used) {
     c->listen = v;
   } else if (a == "--tls-cert") {
     c->tls_cert = v;
+  } else if (a == "--nats") {
+    if (*v == '\0') return usage("--nats wants a URL (nats://host:port)");
+    c->nats = v;
+  } else if (a == "--worker") {
+    c->worker = v;
+  } else if (a == "--subject") {
+    if (*v == '\0') return usage("--subject wants a NATS subject");
+    c->subject = v;
+  } else if (a == "--job-timeout") {
+    CONCH_RETURN_IF_ERROR(parse_count(argv[i], v, &c->job_timeout_ms));
   } else {
     c->tls_key = v;
   }
@@ -86,6 +98,47 @@ absl::Status pool_option(int argc, char** argv, int i, command* c, int* used) {
 bool has_pool_options(const command& c) {
   return c.workers != 0 || c.max_jobs != 0 || c.max_results != 0 || c.handlers != 0 || !c.listen.empty() ||
          !c.tls_cert.empty() || !c.tls_key.empty();
+}
+
+// NATS mode: `--nats URL handler.lua [--max-jobs N]` (the handler; mode
+// stdio with cmd.nats set) or `--nats URL --worker worker.lua [-w N]` (a
+// worker process). `i` is the first positional argument (argc: none).
+absl::Status parse_nats(int argc, char** argv, int i, command* c) {
+  if (c->nats.empty()) return usage("--worker, --subject and --job-timeout need --nats URL");
+  if (!c->listen.empty() || !c->tls_cert.empty() || !c->tls_key.empty())
+    return usage("--nats cannot be combined with --listen, --tls-cert or --tls-key");
+  if (!c->actions.empty()) return usage("-e and -l cannot be combined with --nats");
+  if (c->handlers != 0) return usage("--handlers needs --listen");
+  if (c->max_results != 0) return usage("--max-results is not available with --nats");
+  if (!c->worker.empty()) {
+    // A worker process: no handler, only pool options.
+    if (i < argc)
+      return usage("unexpected argument '" + std::string(argv[i]) +
+                   "': a NATS worker is conch --nats URL --worker worker.lua [-w N]");
+    if (!is_regular_file(c->worker)) return usage("cannot open worker script '" + c->worker + "'");
+    if (c->max_jobs != 0) return usage("--max-jobs goes with the handler, not with --worker");
+    c->run = command::mode::nats_worker;
+    return absl::OkStatus();
+  }
+  if (i >= argc) return usage("--nats needs handler.lua, or --worker worker.lua for a worker process");
+  c->handler = argv[i];
+  if (!is_regular_file(c->handler)) return usage("cannot open handler script '" + c->handler + "'");
+  for (int j = i + 1; j < argc; ++j) {
+    int used = 0;
+    CONCH_RETURN_IF_ERROR(pool_option(argc, argv, j, c, &used));
+    if (used == 0) {
+      if (ends_with(argv[j], ".lua"))
+        return usage("with --nats the workers run apart: conch --nats URL --worker " + std::string(argv[j]));
+      return usage("unexpected argument '" + std::string(argv[j]) + "' after the handler script");
+    }
+    j += used - 1;
+  }
+  if (!c->worker.empty()) return usage("--worker starts a worker process: give it without handler.lua");
+  if (c->workers != 0) return usage("-w goes with --worker (the handler's workers are other processes)");
+  if (c->max_results != 0) return usage("--max-results is not available with --nats");
+  if (!c->listen.empty() || !c->tls_cert.empty()) return usage("--nats cannot be combined with --listen");
+  c->run = command::mode::stdio;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -111,6 +164,17 @@ const char* usage_text() {
          "runs handler.lua in a state of its own, with `client` and `print` to the client.\n"
          "  --handlers N       connections served at once (default: one per core, at least 2)\n"
          "  --tls-cert F --tls-key F   serve TLS with this certificate and key (PEM)\n"
+         "NATS mode: the handler and its workers in other processes, on any machine, through a\n"
+         "NATS server (work.* unchanged); each job is a request on one subject, answered by one\n"
+         "worker of the queue group. At-least-once: a job whose answer does not come within\n"
+         "--job-timeout is sent again, once (it may then run twice); a second timeout, a worker\n"
+         "error or no worker present gives work.collect() nil, err.\n"
+         "       conch --nats URL handler.lua [--max-jobs N] [--subject S] [--job-timeout MS]\n"
+         "       conch --nats URL --worker worker.lua [-w N] [--subject S]\n"
+         "  --nats URL         nats://[user:pass@]host[:port], several separated by commas\n"
+         "  --max-jobs N       jobs in flight before work.submit waits (default: 64)\n"
+         "  --subject S        the jobs' subject (default: conch.jobs; queue group conch-workers)\n"
+         "  --job-timeout MS   wait for one answer this long before sending the job again (default: 30000)\n"
          "Exit status: 0; 1 when a script raises an error; 2 for a usage error.\n";
 }
 
@@ -146,6 +210,8 @@ absl::Status parse_command_line(int argc, char** argv, command* c) {
       return usage("unrecognized option '" + std::string(a) + "'");
     }
   }
+  if (!c->nats.empty() || !c->worker.empty() || !c->subject.empty() || c->job_timeout_ms != 0)
+    return parse_nats(argc, argv, i, c);
   if (i >= argc) {
     // No script: -e code alone, or the prompt, or a script piped to stdin.
     if (has_pool_options(*c)) return usage("stdio and server modes need handler.lua worker.lua");
@@ -194,6 +260,8 @@ absl::Status parse_command_line(int argc, char** argv, command* c) {
       j += used - 1;
     }
     if (!c->actions.empty()) return usage("-e and -l cannot be combined with handler.lua worker.lua");
+    if (!c->nats.empty() || c->worker != argv[i + 1] || !c->subject.empty() || c->job_timeout_ms != 0)
+      return usage("--nats, --worker, --subject and --job-timeout go before the scripts: conch --nats URL handler.lua");
     if (c->tls_cert.empty() != c->tls_key.empty()) return usage("--tls-cert and --tls-key go together");
     if (!c->tls_cert.empty() && c->listen.empty()) return usage("--tls-cert and --tls-key need --listen");
     if (c->handlers != 0 && c->listen.empty()) return usage("--handlers needs --listen");
@@ -234,6 +302,8 @@ int main(int argc, char** argv) {
       return run_stdio_mode(cmd);
     case command::mode::server:
       return run_server_mode(cmd);
+    case command::mode::nats_worker:
+      return run_nats_worker_mode(cmd);
     case command::mode::script:
     case command::mode::interactive:
       break;

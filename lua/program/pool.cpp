@@ -53,6 +53,11 @@ void pool::stop() {
   threads_.clear();
 }
 
+void pool::wait() {
+  for (std::thread& t : threads_)
+    if (t.joinable()) t.join();
+}
+
 std::pair<int, std::shared_ptr<mailbox>> pool::open_box() {
   auto box = std::make_shared<mailbox>();
   box->limit = cfg_.max_results;
@@ -401,7 +406,11 @@ int run_stdio_mode(const command& cmd) {
     std::fprintf(stderr, "conch: cannot start the runtime: %s\n", std::string(rt.status().message()).c_str());
     return kExitError;
   }
-  pool work(**rt, pool::config::from(cmd, cores));
+  pool::config cfg = pool::config::from(cmd, cores);
+  // --nats: the workers are other processes (nats_mode.cpp); the pool only
+  // gives the handler its state set-up.
+  if (!cmd.nats.empty()) cfg.workers = 0;
+  pool work(**rt, std::move(cfg));
   work.start();
   std::pair<std::string, std::string> outcome;
   {
@@ -424,7 +433,7 @@ int run_stdio_mode(const command& cmd) {
   std::fflush(stdout);
   if (!outcome.second.empty()) {
     std::fprintf(stderr, "conch: %s\n", outcome.second.c_str());
-    return kExitError;
+    return outcome.first == "usage" ? kExitUsage : kExitError;  // usage: a bad --nats URL
   }
   return kExitOk;
 }

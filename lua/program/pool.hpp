@@ -67,6 +67,9 @@ class pool {
   /// Closes the job channel and joins the workers: each finishes its job and
   /// stops at its next work.accept(). Idempotent.
   void stop();
+  /// Waits until every worker has stopped for good (NATS mode: they stop
+  /// only when their connection ends or their script cannot start).
+  void wait();
 
   /// A new mailbox for a handler, and its id; close_box drops it (results
   /// that arrive later are discarded).

@@ -37,7 +37,7 @@ struct action {
 
 /// The parsed command line.
 struct command {
-  enum class mode { script, interactive, stdio, server, help, version } run = mode::script;
+  enum class mode { script, interactive, stdio, server, nats_worker, help, version } run = mode::script;
   std::vector<action> actions;        // script mode: -e/-l in order, then the script
   std::vector<std::string> argv;      // the whole command line (for `arg`)
   int script_index = 0;               // argv index that becomes arg[0]
@@ -49,7 +49,18 @@ struct command {
   std::size_t max_results = 0;        // 0: unbounded
   unsigned handlers = 0;              // 0: one per core, at least 2
   std::string tls_cert, tls_key;
+  // NATS mode (stdio mode's handler or worker across machines; nats_mode.cpp)
+  std::string nats;                   // --nats URL: the handler (mode stdio) or, with --worker, a worker
+  std::string subject;                // --subject: the jobs' subject (empty: kNatsSubject)
+  std::size_t job_timeout_ms = 0;     // --job-timeout: 0 = kNatsJobTimeoutMs
 };
+
+/// NATS mode's defaults: the jobs' subject, the answer timeout of one try,
+/// the handler's jobs in flight (--max-jobs), the workers' queue group.
+inline constexpr const char* kNatsSubject = "conch.jobs";
+inline constexpr std::size_t kNatsJobTimeoutMs = 30000;
+inline constexpr std::size_t kNatsMaxJobs = 64;
+inline constexpr const char* kNatsQueue = "conch-workers";
 
 /// Parses argv; a usage error is kInvalidArgument with the message to print.
 absl::Status parse_command_line(int argc, char** argv, command* out);
@@ -86,6 +97,9 @@ int run_script_mode(const command& cmd);
 int run_stdio_mode(const command& cmd);
 /// Runs server mode until the process is stopped; returns the exit status.
 int run_server_mode(const command& cmd);
+/// Runs a NATS worker process (--nats URL --worker worker.lua) until its
+/// workers stop (killed, or the connection lost for good); the exit status.
+int run_nats_worker_mode(const command& cmd);
 
 /// Applies --tls-cert/--tls-key to the listening options. Until the sockets
 /// layer has TLS this fails with kUnimplemented ("TLS not available").

@@ -932,8 +932,11 @@ task<absl::StatusOr<connection>> connect(std::string url, options opts) {
       c->sock_ = o->sock;
       c->state_ = conn_impl::state::connected;
     }
-    conch::go(conn_impl::run(c, std::move(*o)));
-    conch::go(conn_impl::pinger(c));
+    // Pinned to this loop, where the socket's I/O runs: a go() block may be
+    // taken by an idle loop, and then every message crosses threads twice
+    // (a sequential request/reply's latency was mostly those wake-ups).
+    conch::go_on(placement::here(), conn_impl::run(c, std::move(*o)));
+    conch::go_on(placement::here(), conn_impl::pinger(c));
     co_return connection(c);
   }
   co_return last;

@@ -7,8 +7,10 @@ CONCH=$1
 CASE=$2
 DIR=$(mktemp -d /tmp/conch_program.XXXXXX)
 SERVER_PID=
+BG_PIDS=()  # nats-server and worker processes of the nats_* cases
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+  for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
   rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -105,6 +107,66 @@ clients() {
     want=$(for i in $(seq 1 20); do printf 'CLIENT %s LINE %s\ttrue\n' "$c" "$i"; done)
     [ "$(cat "client_$c.txt")" = "$want" ] || { echo "--- client $c got"; cat "client_$c.txt" "client_$c.err"; fail "client $c's replies differ"; } >&2
   done
+}
+
+# wait_for FILE WHAT: waits (30 s at most) until FILE exists.
+wait_for() {
+  for _ in $(seq 1 300); do
+    [ -e "$1" ] && return 0
+    sleep 0.1
+  done
+  fail "$2 did not happen within 30 s"
+}
+
+# start_nats: a nats-server on a free loopback port (its own pick); sets
+# NATS_URL. Skips the case (77) without nats-server.
+start_nats() {
+  local bin
+  bin=$(PATH="$PATH:/usr/sbin" command -v nats-server) || { echo "SKIP: no nats-server" >&2; exit 77; }
+  "$bin" -a 127.0.0.1 -p -1 >nats.log 2>&1 &
+  BG_PIDS+=($!)
+  for _ in $(seq 1 300); do
+    NATS_URL=$(sed -n 's/.*Listening for client connections on \([0-9.:]*\).*/nats:\/\/\1/p' nats.log)
+    [ -n "$NATS_URL" ] && return 0
+    sleep 0.1
+  done
+  cat nats.log >&2
+  fail "nats-server did not start"
+}
+
+# start_nats_worker NAME [options...]: a worker process running worker.lua
+# with WN=NAME; waits until its first worker state has subscribed (the
+# script's first line writes NAME.ready). Sets WORKER_PID.
+start_nats_worker() {
+  local name=$1
+  shift
+  WN=$name "$CONCH" --nats "$NATS_URL" --worker worker.lua "$@" >"$name.out" 2>"$name.err" &
+  WORKER_PID=$!
+  BG_PIDS+=($WORKER_PID)
+  wait_for "$name.ready" "worker $name's start"
+}
+
+# The NATS cases' worker: answers {who=, job=}; "hang", when HANG is set,
+# records its arrival (NAME.hang gets a line) and never answers; "boom" raises.
+nats_worker_script() {
+  cat >worker.lua <<'LUA'
+local who = os.getenv("WN")
+io.open(who .. ".ready", "w"):close()
+while true do
+  local job = work.accept()
+  if job == "hang" and os.getenv("HANG") then
+    local f = io.open(who .. ".hang", "a")
+    f:write("hang\n")
+    f:close()
+    conch.sleep(600000)
+  elseif job == "boom" then
+    error("kaboom")
+  elseif job == "big" then
+    work.answer(("x"):rep(2 << 20))  -- over the server's max_payload (1 MiB)
+  end
+  work.answer({who = who, job = job})
+end
+LUA
 }
 
 case $CASE in
@@ -455,6 +517,114 @@ server_tls)
   grep -q PLAIN plain.txt && fail "a plain client was answered in clear"
   clients 2 "OPENSSL:$ADDR_REAL,verify=0"
   stop_server
+  ;;
+nats_two_workers)
+  # One handler and two worker processes through one server: every job
+  # answered once, with its own value, both processes used.
+  start_nats
+  nats_worker_script
+  start_nats_worker a -w 2
+  start_nats_worker b -w 2
+  cat >handler.lua <<'LUA'
+local n = 400
+for i = 1, n do
+  work.submit({i = i, f = i + 0.5, s = ("x"):rep(i % 7), t = {true, false, {i}}})
+end
+local seen, by = {}, {}
+for _ = 1, n do
+  local r, err = work.collect()
+  assert(r, err)
+  local j = r.job
+  assert(j.f == j.i + 0.5 and math.type(j.i) == "integer" and j.s == ("x"):rep(j.i % 7), "a value changed")
+  assert(j.t[1] == true and j.t[2] == false and j.t[3][1] == j.i, "a table changed")
+  assert(not seen[j.i], "job " .. j.i .. " answered twice")
+  seen[j.i] = true
+  by[r.who] = (by[r.who] or 0) + 1
+end
+for i = 1, n do assert(seen[i], "job " .. i .. " not answered") end
+-- A shared table and a cycle arrive as such.
+local shared = {1}
+local cyc = {a = shared, b = shared}
+cyc.self = cyc
+work.submit(cyc)
+local r = work.collect().job
+print(r.a == r.b, r.self == r, r.a[1], work.active())
+print((by.a or 0) > 0, (by.b or 0) > 0, (by.a or 0) + (by.b or 0))
+-- A value that cannot travel is refused at submit.
+print(pcall(work.submit, {f = print}))
+LUA
+  run timeout 120 "$CONCH" --nats "$NATS_URL" handler.lua --max-jobs 16 --job-timeout 60000; expect_status 0
+  expect_out $'true\ttrue\t1\tfalse\ntrue\ttrue\t400\nfalse\twork.submit: a function cannot travel over NATS (channels, sockets and functions stay in their process)'
+  ;;
+nats_worker_killed)
+  # Worker a takes the job and hangs; b starts; a is killed (SIGKILL): the
+  # request times out and the job is sent again, to b. The timeout only has
+  # to outlast b's start (a few seconds under TSan on a loaded machine).
+  start_nats
+  nats_worker_script
+  HANG=1 start_nats_worker a -w 1
+  A_PID=$WORKER_PID
+  echo 'work.submit("hang"); local r, err = work.collect(); print(r and r.who, r and r.job, err)' >handler.lua
+  "$CONCH" --nats "$NATS_URL" handler.lua --job-timeout 20000 >out.txt 2>err.txt &
+  H_PID=$!
+  BG_PIDS+=($H_PID)
+  wait_for a.hang "worker a's taking the job"
+  start_nats_worker b -w 1
+  kill -9 "$A_PID"
+  wait "$H_PID"; STATUS=$?
+  expect_status 0
+  expect_out $'b\thang\tnil'
+  [ "$(cat a.hang)" = "hang" ] || fail "worker a got the job $(wc -l <a.hang) times"
+  ;;
+nats_job_timeout)
+  # Both workers hang: the job is sent twice (to either; a hung worker's
+  # state keeps the second in its queue), then collect() gets nil, err.
+  start_nats
+  nats_worker_script
+  HANG=1 start_nats_worker a -w 1
+  HANG=1 start_nats_worker c -w 1
+  echo 'work.submit("hang"); print(work.collect())' >handler.lua
+  run timeout 60 "$CONCH" --nats "$NATS_URL" handler.lua --job-timeout 500; expect_status 0
+  grep -qF $'nil\tno answer on conch.jobs within 500 ms, twice' out.txt || fail "collect gave: $(cat out.txt)"
+  [ -e a.hang ] || [ -e c.hang ] || fail "no worker got the job"
+  ;;
+nats_no_workers)
+  start_nats
+  echo 'work.submit(1); work.submit(2); print(work.collect()); print(work.collect()); print(work.active())' >handler.lua
+  run timeout 60 "$CONCH" --nats "$NATS_URL" handler.lua; expect_status 0
+  [ "$(grep -c 'nil	no workers: nothing answers on conch.jobs for 2 s' out.txt)" = 2 ] || fail "collect gave: $(cat out.txt)"
+  [ "$(tail -1 out.txt)" = false ] || fail "work.active() after both: $(tail -1 out.txt)"
+  ;;
+nats_worker_error)
+  # A worker's error is the job's result; the worker goes on (a fresh state).
+  start_nats
+  nats_worker_script
+  start_nats_worker a -w 1 --subject other.jobs
+  # Values over the server's max_payload: the job (at its send) or the
+  # result (at the worker's answer) gets nil, err at once.
+  cat >handler.lua <<'LUA'
+work.submit("boom"); print(work.collect())
+work.submit(7); print(work.collect().job)
+work.submit("big"); print(work.collect())
+work.submit(("y"):rep(2 << 20)); print(work.collect())
+LUA
+  run timeout 60 "$CONCH" --nats "$NATS_URL" --subject other.jobs handler.lua; expect_status 0
+  expect_out $'nil\tworker.lua:11: kaboom\n7\nnil\twork.answer: the result cannot be sent: nats: a payload of 2097158 bytes is over the server\'s max_payload of 1048576\nnil\tnats: a payload of 2097157 bytes is over the server\'s max_payload of 1048576'
+  grep -qF 'error in job "boom": worker.lua:11: kaboom' a.err || fail "the worker did not report the error: $(cat a.err)"
+  ;;
+nats_usage)
+  nats_worker_script
+  echo 'print(1)' >handler.lua
+  run "$CONCH" --nats nats://127.0.0.1:abc handler.lua; expect_status 2; expect_err_has "bad port in URL"
+  run "$CONCH" --nats nats://127.0.0.1:abc --worker worker.lua; expect_status 2; expect_err_has "bad port in URL"
+  run "$CONCH" --nats nats://127.0.0.1:1 handler.lua; expect_status 1; expect_err_has "cannot connect to NATS at nats://127.0.0.1:1"
+  run "$CONCH" --nats nats://127.0.0.1:1 --worker worker.lua -w 2; expect_status 1; expect_err_has "cannot connect to NATS"
+  run "$CONCH" --nats nats://127.0.0.1:1 handler.lua worker.lua; expect_status 2; expect_err_has "the workers run apart"
+  run "$CONCH" --nats nats://127.0.0.1:1 handler.lua -w 2; expect_status 2; expect_err_has "-w goes with --worker"
+  run "$CONCH" --worker worker.lua; expect_status 2; expect_err_has "need --nats URL"
+  run "$CONCH" --nats nats://127.0.0.1:1 --worker missing.lua; expect_status 2; expect_err_has "cannot open worker script 'missing.lua'"
+  run "$CONCH" --nats nats://127.0.0.1:1 --listen 127.0.0.1:0 handler.lua; expect_status 2; expect_err_has "cannot be combined with --listen"
+  run "$CONCH" -h; expect_status 0; grep -q 'At-least-once' out.txt || fail "-h does not say at-least-once"
   ;;
 *)
   fail "no such case"

@@ -11,8 +11,9 @@
 //   nc->close();
 //
 // Threading: a connection's reader (protocol parsing, PONGs, delivery to
-// subscriptions, reconnects) runs as go blocks on the runtime that awaited
-// connect(); every method may be called from any thread of any runtime.
+// subscriptions, reconnects) runs as go blocks pinned to the loop (thread)
+// that awaited connect(), where the socket's I/O runs; every method may be
+// called from any thread of any runtime.
 // Delivery: each subscription's `messages` is a bounded channel; when it is
 // full, subscribe_options::when_full says what happens (drop and count, the
 // default as in other NATS clients, or backpressure: the whole connection
