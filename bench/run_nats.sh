@@ -2,7 +2,21 @@
 # bench/run_nats.sh BUILD_DIR: conch's NATS client vs the official JavaScript client, one local nats-server.
 # Messages/s 1 publisher -> 1 subscriber (16 B, 1 KiB) and request/reply round trips/s; prints the
 # bench= lines and each ratio conch/js from the same run. N (default 200000) and RR (20000) set the sizes.
+# BENCH_TSV=path also writes every bench= line as a row (nats_tsv below; bench/bench_tsv.sh).
 set -euo pipefail
+. "$(dirname "$0")/bench_tsv.sh"
+# nats_tsv: echoes stdin; each "bench=nats_MODE param=IMPL,k=v,... value=V unit=U" line becomes
+# the row "per_s MODE k=v ... IMPL 1 V U" (every line of that form, whichever cell printed it).
+nats_tsv() {
+  local l p cell
+  while IFS= read -r l; do
+    echo "$l"
+    [[ $l == bench=nats_* ]] || continue
+    p=$(kv param "$l"); cell="$(kv bench "$l")"; cell=${cell#nats_}
+    [[ $p == *,* ]] && cell="$cell ${p#*,}"
+    tsv_row per_s "${cell//,/ }" "${p%%,*}" 1 "$(kv value "$l")" "$(kv unit "$l")"
+  done
+}
 build=${1:-build}
 n=${N:-200000}
 rr=${RR:-20000}
@@ -23,4 +37,4 @@ script='
   echo "$c"; echo "$j"
   echo "ratio reqrep conch/js=$(awk -v a="${c##*value=}" -v b="${j##*value=}" "BEGIN{printf \"%.2f\", a/b}")"
 '
-"$with" bash -c "$script"
+"$with" bash -c "$script" | nats_tsv
