@@ -21,7 +21,7 @@ sock=/tmp/conch-bench-ipc-run-$$
 trap 'rm -f "$sock"' EXIT
 
 # ipc_tsv IMPL: echoes result lines from stdin and writes each as TSV rows: rt_per_s (every
-# echoed event is one round trip), p50_us, p99_us and server_cpu_us_per_event, cell "C x B".
+# echoed event is one round trip), p50_us, p99_us, server_cpu_us_per_event and lost, cell "C x B".
 ipc_tsv() {
   local l p cell
   while IFS= read -r l; do
@@ -34,7 +34,9 @@ ipc_tsv() {
       *) cell=$p ;;
     esac
     tsv_row rt_per_s "$cell" "$1" 1 "$(kv value "$l")" rt/s
-    if [[ -n $(kv p99_ms "$l") ]]; then
+    tsv_row lost "$cell" "$1" 1 "$(kv lost "$l")" replies  # ipcIO's node peer: replies split across reads
+    if [[ $(kv value "$l") == 0 ]]; then continue  # nothing completed: no latency to report
+    elif [[ -n $(kv p99_ms "$l") ]]; then
       tsv_row p50_us "$cell" "$1" 1 "$(awk -v v="$(kv p50_ms "$l")" 'BEGIN { print v * 1000 }')" us
       tsv_row p99_us "$cell" "$1" 1 "$(awk -v v="$(kv p99_ms "$l")" 'BEGIN { print v * 1000 }')" us
     else
