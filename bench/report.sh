@@ -72,13 +72,21 @@ AWK_LIB='
 # guess for the time left); expect (rows of the first metric when complete).
 
 describe_channels() {
-  title="Channel workloads A-F (C++ conch vs Go vs Boost.Fiber)"
-  about="bench/run_channels.sh: A ping-pong, B SPSC over a 1024 buffer, C 4x4 MPMC, D select over two channels, E spawning go blocks, F 100k timeouts (total ms). conch1/conch2: runtime threads; go1/go2: GOMAXPROCS; fiber: Boost.Fiber on one thread. Wall time per operation."
-  metrics="time cpu"; impls="conch1 conch2 go1 go2 fiber"; conch_impls="conch1 conch2"
-  ratios="conch1:go1 conch2:go2 conch1:fiber"
+  title="Channel workloads A-F (C++ conch vs Go vs Boost.Fiber vs Asio)"
+  about="bench/run_channels.sh: A ping-pong, B SPSC over a 1024 buffer, C 4x4 MPMC, D select over two channels, E spawning go blocks, F 100k timeouts (total ms). conch1/conch2: runtime threads; go1/go2: GOMAXPROCS; fiber: Boost.Fiber on one thread; asio1: Asio's experimental channel with C++20 coroutines on one io_context thread (its D: a parallel group of both receives, as Asio has no select; see bench/asio_workloads.cpp). Wall time per operation."
+  metrics="time cpu"; impls="conch1 conch2 go1 go2 fiber asio1"; conch_impls="conch1 conch2"
+  ratios="conch1:go1 conch2:go2 conch1:fiber conch1:asio1"
   targets_about="issue 2's, as bench/run_channels.sh judges them from this run (ratio = conch's time over the peer's: below the target is met)."
   if q; then CH_RUNS=1 CH_SCALE=50; else CH_RUNS=${RUNS:-5} CH_SCALE=1; fi
-  expect=$((CH_RUNS * 30)); est=$((CH_RUNS * 30 * $(q && echo 1 || echo 3)))
+  expect=$((CH_RUNS * 36)); est=$((CH_RUNS * 36 * $(q && echo 1 || echo 3)))
+}
+absent_channels() {
+  case $1 in
+    go*) echo "no conch_bench_go (Debian's golang-go is not installed)" ;;
+    fiber) echo "no conch_bench_fiber (libboost-fiber1.81-dev is not installed)" ;;
+    asio1) echo "no conch_bench_asio (boost/asio/experimental/channel.hpp, libboost1.81-dev, is not installed)" ;;
+    *) echo "no row in this run (log: logs/channels.log)" ;;
+  esac
 }
 run_channels() {
   BUILD_DIR=$BUILD RESULTS=$OUT/data/channels-raw.txt RUNS=$CH_RUNS SCALE=$CH_SCALE \
