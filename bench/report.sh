@@ -69,7 +69,9 @@ AWK_LIB='
 # read it); metrics (the metrics tabulated, the first plotted); impls (column
 # order); conch_impls (conch's own columns: one colour in the plot); ratios
 # ("a:b ...": how many times faster a is than b, per cell); est (seconds, a
-# guess for the time left); expect (rows of the first metric when complete).
+# guess for the time left); expect (rows of the first metric when complete);
+# optionally targets_about and rules (the issue's targets, judged by judge).
+# absent_NAME IMPL (optional) says why an implementation has no row.
 
 describe_channels() {
   title="Channel workloads A-F (C++ conch vs Go vs Boost.Fiber vs Asio)"
