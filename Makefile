@@ -178,7 +178,8 @@ bench-nats: deps
 # define (the Go and Asio peers, Boost.Fiber) are left out; the report says so.
 BENCH_TARGETS := conch_bench_channels conch_bench_fiber conch_bench_ops conch_bench_lua conch_lua_module conch_lsocket_module \
   conch_program conch_bench_sock_echo conch_bench_sock_epoll_server conch_bench_sock_uring_server \
-  conch_bench_sock_loadgen conch_bench_sock_go_server conch_bench_sock_asio_epoll conch_bench_sock_asio_uring
+  conch_bench_sock_loadgen conch_bench_sock_go_server conch_bench_sock_asio_epoll conch_bench_sock_asio_uring \
+  conch_bench_line_loadgen conch_bench_ipc conch_bench_ipcio conch_bench_nats conch_nats_with_server conch_bench_asio
 QUICK ?=
 bench: deps
 	$(call configure,$(BUILD_BENCH),-DCMAKE_BUILD_TYPE=Release)

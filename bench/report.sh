@@ -10,25 +10,29 @@
 #   BENCH_NOTE="..."                     a line for the report's head (what else ran meanwhile)
 #   RUNS=n                               rounds of every family (default: 5 for channels, pipeline
 #                                        and Lua, 3 for the socket and Lua echo matrices; QUICK: 1)
+#   SLUA=path  LSOCKET_REAL=path        the program's and the Lua echo family's optional peers
 #
 # Each family runs its own script (run_*.sh), which interleaves the peers cell
-# by cell, so drifting load spreads over every implementation. Scripts that
-# take BENCH_TSV write each measurement as a row "metric cell impl run value
-# unit" as they go; the others' human output is parsed here. A family whose
-# script fails or whose output does not parse is reported as "not measured:
-# <reason>", never left out. Rerunning replaces the report; nothing in it is
-# edited by hand. The log of every family's script is kept in OUT/logs/.
+# by cell, so drifting load spreads over every implementation. Every script
+# takes BENCH_TSV and writes each measurement as a row "metric cell impl run
+# value unit" as it goes (bench/bench_tsv.sh); the tables are built from those
+# rows, so a cell or implementation a script gained since is shown too. A family
+# whose script fails or writes no rows is reported as "not measured: <reason>",
+# an implementation it names but did not measure as "IMPL: not measured: <reason>",
+# never left out. Where an issue names targets, each is judged per cell from
+# the medians (rules in describe_NAME; see judge). Rerunning replaces the
+# report; nothing in it is edited by hand. The log of every family's script is
+# kept in OUT/logs/.
 #
-# Adding a family (ipc, nats, ...): write describe_NAME (sets the metadata
-# below) and run_NAME (writes $tsv; its human output goes to $log), and add
-# NAME to FAMILIES.
+# Adding a family: write describe_NAME (sets the metadata below) and run_NAME
+# (writes $tsv; its human output goes to $log), and add NAME to FAMILIES.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(cd "${1:?usage: bench/report.sh BUILD_DIR}" && pwd)
 B=$BUILD/bench
 OUT=${OUT:-$ROOT/bench/report}
 QUICK=${QUICK:-0}
-FAMILIES=${FAMILIES:-"channels pipeline lua sockets program lua_echo"}
+FAMILIES=${FAMILIES:-"channels pipeline lua sockets program program_server lua_echo ipc nats"}
 command_line=${BENCH_COMMAND:-"QUICK=$QUICK bench/report.sh $*"}  # the Makefile names itself
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -41,21 +45,50 @@ mkdir -p "$OUT/logs" "$OUT/data"
 
 q() { [[ $QUICK != 0 ]]; }  # true in a QUICK run
 
+# Awk functions every table, plot and judgement shares (prepended to their programs):
+# median(k): of the space-separated values in vals[k]; columns(impls): the implementations
+# present (have[]), those named in impls first, then any other in the order first seen
+# (iorder[0..nio-1]): a cell a script gained since this file was written is shown, not dropped.
+AWK_LIB='
+  function median(k,   n, a, i, j, t) {
+    n = split(vals[k], a, " ")
+    for (i = 2; i <= n; ++i) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; --j) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function columns(impls,   ni, I, j, m, named) {
+    ni = split(impls, I, " "); m = 0
+    for (j = 1; j <= ni; ++j) { named[I[j]] = 1; if (I[j] in have) C[++m] = I[j] }
+    for (j = 0; j < nio; ++j) if (!(iorder[j] in named)) C[++m] = iorder[j]
+    return m
+  }
+  function saw(impl) { if (!(impl in have)) { have[impl] = 1; iorder[nio++] = impl } }
+'
+
 # ---- the families ----
 # describe_NAME sets: title; about (one paragraph: what is measured, how to
 # read it); metrics (the metrics tabulated, the first plotted); impls (column
 # order); conch_impls (conch's own columns: one colour in the plot); ratios
 # ("a:b ...": how many times faster a is than b, per cell); est (seconds, a
-# guess for the time left); expect (rows of the first metric when complete).
+# guess for the time left); expect (rows of the first metric when complete);
+# optionally targets_about and rules (the issue's targets, judged by judge).
+# absent_NAME IMPL (optional) says why an implementation has no row.
 
 describe_channels() {
-  title="Channel workloads A-F (C++ conch vs Go vs Boost.Fiber)"
-  about="bench/run_channels.sh: A ping-pong, B SPSC over a 1024 buffer, C 4x4 MPMC, D select over two channels, E spawning go blocks, F 100k timeouts (total ms). conch1/conch2: runtime threads; go1/go2: GOMAXPROCS; fiber: Boost.Fiber on one thread. Wall time per operation."
-  metrics="time cpu"; impls="conch1 conch2 go1 go2 fiber"; conch_impls="conch1 conch2"
-  ratios="conch1:go1 conch2:go2 conch1:fiber"
+  title="Channel workloads A-F (C++ conch vs Go vs Boost.Fiber vs Asio)"
+  about="bench/run_channels.sh: A ping-pong, B SPSC over a 1024 buffer, C 4x4 MPMC, D select over two channels, E spawning go blocks, F 100k timeouts (total ms). conch1/conch2: runtime threads; go1/go2: GOMAXPROCS; fiber: Boost.Fiber on one thread; asio1: Asio's experimental channel with C++20 coroutines on one io_context thread (its D: a parallel group of both receives, as Asio has no select; see bench/asio_workloads.cpp). Wall time per operation."
+  metrics="time cpu"; impls="conch1 conch2 go1 go2 fiber asio1"; conch_impls="conch1 conch2"
+  ratios="conch1:go1 conch2:go2 conch1:fiber conch1:asio1"
   targets_about="issue 2's, as bench/run_channels.sh judges them from this run (ratio = conch's time over the peer's: below the target is met)."
   if q; then CH_RUNS=1 CH_SCALE=50; else CH_RUNS=${RUNS:-5} CH_SCALE=1; fi
-  expect=$((CH_RUNS * 30)); est=$((CH_RUNS * 30 * $(q && echo 1 || echo 3)))
+  expect=$((CH_RUNS * 36)); est=$((CH_RUNS * 36 * $(q && echo 1 || echo 3)))
+}
+absent_channels() {
+  case $1 in
+    go*) echo "no conch_bench_go (Debian's golang-go is not installed)" ;;
+    fiber) echo "no conch_bench_fiber (libboost-fiber1.81-dev is not installed)" ;;
+    asio1) echo "no conch_bench_asio (boost/asio/experimental/channel.hpp, libboost1.81-dev, is not installed)" ;;
+    *) echo "no row in this run (log: logs/channels.log)" ;;
+  esac
 }
 run_channels() {
   BUILD_DIR=$BUILD RESULTS=$OUT/data/channels-raw.txt RUNS=$CH_RUNS SCALE=$CH_SCALE \
@@ -119,12 +152,7 @@ run_sockets() {
 }
 # targets_NAME (optional): markdown lines judging the family's medians against its issue's targets.
 targets_sockets() {
-  awk -F'\t' '
-    function median(k,   n, a, i, j, t) {
-      n = split(vals[k], a, " ")
-      for (i = 2; i <= n; ++i) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; --j) a[j + 1] = a[j]; a[j + 1] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+  awk -F'\t' "$AWK_LIB"'
     $1 == "msgs_per_s" || $1 == "server_cpu_ns_per_msg" {
       if (!($2 in seen)) { seen[$2] = 1; cells[nc++] = $2 }
       vals[$1 SUBSEP $2 SUBSEP $3] = vals[$1 SUBSEP $2 SUBSEP $3] " " $5; have[$3] = 1 }
@@ -166,34 +194,46 @@ targets_sockets() {
     }' "$OUT/data/sockets.tsv"
 }
 
-# run_program.sh and run_lua_echo.sh belong to other work in flight (issues
-# 14 and 17) and have no BENCH_TSV yet: their human output is parsed.
 describe_program() {
-  title="The conch program's worker pool (jobs/s)"
-  about="bench/run_program.sh: a handler submitting jobs to Lua workers (-w 2 or 1); batch, 16 in flight, one at a time (serial), inline, and CPU-bound jobs on 1 and 2 workers. One run per cell. jobs/s (higher is better); slua cells only where SLUA names an slua binary."
-  metrics="jobs_per_s"; impls="conch slua"; conch_impls="conch"; ratios="conch:slua"
+  title="The conch program's worker pool (jobs/s, vs slua)"
+  about="bench/run_program.sh: a handler submitting tiny string jobs to Lua workers (-w 2, or 1): batch (all submitted, then collected), 16 in flight, one at a time (serial), inline (the worker function called in a plain loop: the pool's cost), and ~100 us CPU-bound jobs on 1 and 2 workers. jobs/s (higher is better); slua runs the same handler and worker where SLUA names an slua binary (issue 14). parallelism: the loops' CPU time over the elapsed time."
+  metrics="jobs_per_s parallelism"; impls="conch slua"; conch_impls="conch"; ratios="conch:slua"
+  targets_about="issue 14's, judged from the medians below."
+  rules="jobs/s >= 3x slua (batch and 16 in flight);jobs_per_s;conch;slua;>=;3;^(batch|inflight16)_w2$
+jobs/s >= 10x one at a time (batch over serial);jobs_per_s;conch@batch_w2;conch@serial_w2;>=;10
+jobs/s >= 10x one at a time (16 in flight over serial);jobs_per_s;conch@inflight16_w2;conch@serial_w2;>=;10
+CPU-bound jobs: 2 workers >= 1.8x one;jobs_per_s;conch@cpu_w2;conch@cpu_w1;>=;1.8"
   if q; then PR_JOBS=10000 PR_CPU=400; else PR_JOBS=100000 PR_CPU=4000; fi
-  expect=6; est=$(q && echo 15 || echo 60)
+  expect=$((${SLUA:+3} + 6)); est=$(q && echo 15 || echo 60)
 }
 run_program() {
-  local log_=$OUT/logs/program.raw rc=0
-  # What came out before a failure is still parsed; the exit status says it failed.
-  CONCH=$BUILD/lua/conch JOBS=$PR_JOBS CPU_JOBS=$PR_CPU bash "$ROOT/bench/run_program.sh" | tee "$log_" || rc=$?
-  # Lines: bench=program param=<cell> value=<n> unit=jobs/s (ratios have unit=x).
-  awk -v OFS='\t' '$1 == "bench=program" {
-      for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      if (v["unit"] != "jobs/s") next
-      impl = "conch"; cell = v["param"]
-      if (cell ~ /^slua_/) { impl = "slua"; sub(/^slua_/, "", cell) }
-      print "jobs_per_s", cell, impl, 1, v["value"], "jobs/s" }' "$log_" >"$tsv"
-  return $rc
+  CONCH=$BUILD/lua/conch JOBS=$PR_JOBS CPU_JOBS=$PR_CPU BENCH_TSV=$tsv bash "$ROOT/bench/run_program.sh"
 }
+absent_program() { echo "SLUA=/path/to/slua not given (issue 14: slua built outside the checkout)"; }
+
+describe_program_server() {
+  title="The conch program's server mode (requests/s, vs slua)"
+  about="bench/run_program_server.sh: \`conch --listen\` running a line echo handler (one handler per client, -w 2), 16 and 256 TCP clients with one request in flight each, every reply checked (bench/line_loadgen.c); slua runs the same handler where SLUA names an slua binary. requests/s (higher is better)."
+  metrics="req_per_s"; impls="conch slua"; conch_impls="conch"; ratios="conch:slua"
+  if q; then PS_REQS=200; else PS_REQS=2000; fi
+  expect=$((${SLUA:+2} + 2)); est=$(q && echo 10 || echo 40)
+}
+run_program_server() {
+  CONCH=$BUILD/lua/conch LOADGEN=$B/conch_bench_line_loadgen REQS=$PS_REQS BENCH_TSV=$tsv \
+    bash "$ROOT/bench/run_program_server.sh"
+}
+absent_program_server() { absent_program; }
 
 describe_lua_echo() {
   title="Lua echo servers (conch vs cqueues, luv)"
-  about="bench/run_lua_echo.sh: bench/lua/echo_server.lua under the stock lua5.4 on CPU 0, the load generator on CPU 1; TCP, one message in flight. Servers whose Lua module is not installed are left out (the log says which). msgs/s, then server CPU ns per message."
-  metrics="msgs_per_s server_cpu_ns_per_msg"; impls="conch lsocket cqueues luv real"; conch_impls="conch lsocket"
-  ratios="conch:cqueues conch:luv"
+  about="bench/run_lua_echo.sh: bench/lua/echo_server.lua under the stock lua5.4 on CPU 0, the load generator on CPU 1; TCP, one message in flight. conch: conch's Lua module; lsocket: the lsocket API on conch; cqueues, luv: Debian's lua-cqueues and lua-luv; real: the real lsocket where LSOCKET_REAL names its lsocket.so. msgs/s, then server CPU ns per message, then p99 latency."
+  metrics="msgs_per_s server_cpu_ns_per_msg p99_us"; impls="conch lsocket cqueues luv real"; conch_impls="conch lsocket"
+  ratios="conch:cqueues conch:luv lsocket:cqueues"
+  targets_about="issue 17's, judged from the medians below (\"best\" of cqueues and luv: the higher msgs/s, the lower CPU)."
+  rules="conch msgs/s >= 1.2x the best of cqueues and luv;msgs_per_s;conch;max:cqueues,luv;>=;1.2
+conch server CPU per message <= 0.6x the best of cqueues and luv;server_cpu_ns_per_msg;conch;min:cqueues,luv;<=;0.6
+lsocket-on-conch msgs/s >= cqueues;msgs_per_s;lsocket;cqueues;>=;1
+lsocket-on-conch server CPU per message <= cqueues;server_cpu_ns_per_msg;lsocket;cqueues;<=;1"
   if q; then LE_ENV=(SECS=1 CONNS=16); LE_CELLS=2; else LE_ENV=(SECS=2 RUNS=${RUNS:-3}); LE_CELLS=$((4 * ${RUNS:-3})); fi
   # conch and lsocket always run; cqueues and luv where their Debian packages are.
   local k=2 m
@@ -202,16 +242,59 @@ describe_lua_echo() {
   expect=$((LE_CELLS * k)); est=$((expect * $(q && echo 1 || echo 3)))
 }
 run_lua_echo() {
-  local log_=$OUT/logs/lua_echo.raw rc=0
-  env "${LE_ENV[@]}" bash "$ROOT/bench/run_lua_echo.sh" "$BUILD" | tee "$log_" || rc=$?
-  # Lines: run=<r> server=<s> bench=sock_echo ... conns= size= msgs_per_s= server_cpu_ns_per_msg=
-  awk -v OFS='\t' '$1 ~ /^run=/ && $2 ~ /^server=/ {
-      for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      cell = "tcp " v["conns"] " x " v["size"]
-      print "msgs_per_s", cell, v["server"], v["run"], v["msgs_per_s"], "msgs/s"
-      print "server_cpu_ns_per_msg", cell, v["server"], v["run"], v["server_cpu_ns_per_msg"], "ns/msg" }' "$log_" >"$tsv"
-  return $rc
+  env "${LE_ENV[@]}" BENCH_TSV="$tsv" bash "$ROOT/bench/run_lua_echo.sh" "$BUILD"
 }
+absent_lua_echo() {
+  case $1 in
+    real) echo "LSOCKET_REAL=/path/to/lsocket.so not given" ;;
+    cqueues | luv) echo "lua-$1 is not installed (\`make deps\` installs it)" ;;
+    *) echo "no row in this run (log: logs/lua_echo.log)" ;;
+  esac
+}
+
+describe_ipc() {
+  title="ipc: node-ipc and ipcIO (conch vs node)"
+  about="bench/run_ipc.sh: Unix-socket echo, 1 and 16 clients, 64 B and 4 KiB payloads, 16 events in flight per client. Implementations are protocol_clients-server: node-ipc_node-node (node-ipc both sides), node-ipc_node-conch (the same node-ipc clients against conch's server), node-ipc_conch-conch (conch's C++ client and server); ipcio_* the same for the ipcIO protocol. Round trips/s (every event is echoed), p50/p99 latency, the server's CPU per event where the script measures it, and the replies lost (ipcIO's node peer parses each read alone: a reply split across reads is lost, so its 4 KiB cells may complete nothing)."
+  metrics="rt_per_s p99_us p50_us server_cpu_us_per_event lost"
+  impls="node-ipc_conch-conch node-ipc_node-conch node-ipc_node-node ipcio_conch-conch ipcio_node-conch ipcio_node-node"
+  conch_impls="node-ipc_conch-conch node-ipc_node-conch ipcio_conch-conch ipcio_node-conch"
+  ratios="node-ipc_conch-conch:node-ipc_node-node node-ipc_node-conch:node-ipc_node-node ipcio_conch-conch:ipcio_node-node ipcio_node-conch:ipcio_node-node"
+  targets_about="issue 18's, judged from the medians below (the Lua cells, where the script has them, are shown in the tables, not judged)."
+  rules="node-ipc clients: conch server's events/s >= 1.0x node-ipc server's;rt_per_s;node-ipc_node-conch;node-ipc_node-node;>=;1
+node-ipc clients: conch server's CPU per event <= 0.3x node-ipc server's;server_cpu_us_per_event;node-ipc_node-conch;node-ipc_node-node;<=;0.3
+node-ipc conch<->conch >= 10x node-ipc<->node-ipc;rt_per_s;node-ipc_conch-conch;node-ipc_node-node;>=;10
+ipcIO conch<->conch >= 10x ipcIO node<->node;rt_per_s;ipcio_conch-conch;ipcio_node-node;>=;10
+node-ipc conch<->conch p99 < 2000 us at 16 clients;p99_us;node-ipc_conch-conch;;<;2000;^16 x
+ipcIO conch<->conch p99 < 2000 us at 16 clients;p99_us;ipcio_conch-conch;;<;2000;^16 x"
+  if q; then IP_ENV=(N=500 IPCIO_SECS=0.5); else IP_ENV=(N=5000 IPCIO_SECS=2); fi
+  expect=24; est=$(q && echo 90 || echo 240)
+}
+run_ipc() {
+  env "${IP_ENV[@]}" BENCH_TSV="$tsv" bash "$ROOT/bench/run_ipc.sh" "$BUILD"
+}
+absent_ipc() {
+  case $1 in
+    ipcio_node-*) echo "node was not found (ipcIO's node peer, tests/ipcio/ipcio_peer.js)" ;;
+    *) echo "no row in this run (log: logs/ipc.log)" ;;
+  esac
+}
+
+describe_nats() {
+  title="NATS client (conch vs the official JavaScript client)"
+  about="bench/run_nats.sh: one local nats-server; 1 publisher -> 1 subscriber messages/s at 16 B and 1 KiB, and request/reply round trips/s; conch's C++ client (bench/nats_bench.cpp) and the official JS client (bench/nats/bench.js) in turn. Higher is better."
+  metrics="per_s"; impls="conch js"; conch_impls="conch"; ratios="conch:js"
+  targets_about="issue 16's, judged from the medians below."
+  rules="conch >= 2x the JS client in every cell;per_s;conch;js;>=;2"
+  if q; then NA_ENV=(N=20000 RR=2000); else NA_ENV=(N=200000 RR=20000); fi
+  expect=6; est=$(q && echo 20 || echo 60)
+}
+run_nats() {
+  env "${NA_ENV[@]}" BENCH_TSV="$tsv" bash "$ROOT/bench/run_nats.sh" "$BUILD"
+}
+absent_nats() { echo "the JS client did not run (tests/nats/js/install.sh; log: logs/nats.log)"; }
+
+# describe FAMILY: its describe_NAME, with the optional settings cleared first.
+describe() { rules=""; targets_about=""; "describe_$1"; }
 
 # ---- progress ----
 
@@ -221,7 +304,7 @@ declare -A est_of expect_of
 total_est=0
 for f in $FAMILIES; do
   declare -F "describe_$f" >/dev/null || { echo "report: no family '$f' (no describe_$f in bench/report.sh)" >&2; exit 2; }
-  "describe_$f"; est_of[$f]=$est; expect_of[$f]=$expect; total_est=$((total_est + est))
+  describe "$f"; est_of[$f]=$est; expect_of[$f]=$expect; total_est=$((total_est + est))
 done
 start_all=$(date +%s)
 spent_est=0   # the estimates of the families already run
@@ -246,7 +329,7 @@ declare -A status_of
 i=0; n=$(wc -w <<<"$FAMILIES")
 for f in $FAMILIES; do
   i=$((i + 1))
-  "describe_$f"
+  describe "$f"
   tsv=$OUT/data/$f.tsv; log=$OUT/logs/$f.log
   : >"$tsv"
   first=${metrics%% *}
@@ -257,14 +340,7 @@ for f in $FAMILIES; do
   last_done=-1
   while kill -0 $job 2>/dev/null; do
     done_=$(grep -c "^$first	" "$tsv" 2>/dev/null || true)
-    # program and lua_echo write their TSV at the end: count their log's result lines meanwhile.
     lastrow=$(grep "^$first	" "$tsv" 2>/dev/null | tail -n1 | cut -f2,3 | tr '\t' ' ' || true)
-    case $f in
-      program) done_=$(grep -c '^bench=program .*unit=jobs/s' "$log" 2>/dev/null || true)
-        lastrow=$(grep '^bench=program .*unit=jobs/s' "$log" 2>/dev/null | tail -n1 | sed 's/.*param=\([^ ]*\).*/\1/' || true) ;;
-      lua_echo) done_=$(grep -c '^run=.* server=' "$log" 2>/dev/null || true)
-        lastrow=$(grep '^run=.* server=' "$log" 2>/dev/null | tail -n1 | sed 's/.*server=\([^ ]*\).*conns=\([0-9]*\) size=\([0-9]*\).*/\2 x \3 \1/' || true) ;;
-    esac
     if ((tty)) || [[ $done_ != "$last_done" ]]; then
       progress "$f" "$i" "$n" "$t0" "${done_:-0}" "${lastrow:-starting}"
       last_done=$done_
@@ -329,22 +405,16 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # table FAMILY METRIC: the markdown table of one metric
 table() {
-  awk -F'\t' -v metric="$2" -v impls="$impls" -v ratios="$ratios" '
+  awk -F'\t' -v metric="$2" -v impls="$impls" -v ratios="$ratios" "$AWK_LIB"'
     function fmt(x) { return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x) }
-    function median(k,   n, a, i, j, t) {
-      n = split(vals[k], a, " ")
-      for (i = 2; i <= n; ++i) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; --j) a[j + 1] = a[j]; a[j + 1] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
     $1 == metric {
       if (!($2 in seen)) { seen[$2] = 1; cells[nc++] = $2 }
-      k = $2 SUBSEP $3; vals[k] = vals[k] " " $5; cnt[k]++; units[$2] = $6; have[$3] = 1
+      k = $2 SUBSEP $3; vals[k] = vals[k] " " $5; cnt[k]++; units[$2] = $6; saw($3)
       if (!(k in lo) || $5 + 0 < lo[k]) lo[k] = $5 + 0
       if (!(k in hi) || $5 + 0 > hi[k]) hi[k] = $5 + 0
     }
     END {
-      ni = split(impls, I, " "); m = 0
-      for (j = 1; j <= ni; ++j) if (I[j] in have) C[++m] = I[j]
+      m = columns(impls)
       nr = split(ratios, R, " ")
       head = "| cell | unit"; sep = "| --- | ---"
       for (j = 1; j <= m; ++j) { head = head " | " C[j]; sep = sep " | ---:" }
@@ -371,25 +441,72 @@ table() {
     }' "$OUT/data/$1.tsv"
 }
 
+# judge FAMILY: markdown lines judging the family's medians against $rules (set by describe_NAME),
+# one rule a line: "label;metric;A;B;op;want[;cell regex]". A, B: an implementation (judged in
+# every cell where both have a median), impl@cell (one comparison across cells), max:i,j or
+# min:i,j (the best of several peers: the highest rate, the lowest cost); B empty: A's own
+# median against want. op: >= (rates), <= or < (costs). The value judged is A/B (or A).
+judge() {
+  local rule
+  while IFS= read -r rule; do
+    [[ -n $rule ]] || continue
+    awk -F'\t' -v rule="$rule" "$AWK_LIB"'
+      { k = $1 SUBSEP $2 SUBSEP $3; vals[k] = vals[k] " " $5; cnt[k]++; if (!($2 in seen)) { seen[$2] = 1; cells[nc++] = $2 } }
+      function med(impl, cell,   k) { k = metric SUBSEP cell SUBSEP impl; return cnt[k] ? median(k) : -1 }
+      # val(spec, cell): the median a spec names (-1: none measured)
+      function val(spec, cell,   kind, n, L, j, v, best) {
+        if (spec ~ /@/) { split(spec, L, "@"); return med(L[1], L[2]) }
+        if (spec ~ /^(max|min):/) {
+          kind = substr(spec, 1, 3); n = split(substr(spec, 5), L, ","); best = -1
+          for (j = 1; j <= n; ++j) { v = med(L[j], cell); if (v >= 0 && (best < 0 || (kind == "max" ? v > best : v < best))) best = v }
+          return best
+        }
+        return med(spec, cell)
+      }
+      END {
+        split(rule, R, ";"); label = R[1]; metric = R[2]; A = R[3]; B = R[4]; op = R[5]; want = R[6] + 0; re = R[7]
+        across = A ~ /@/
+        for (c = 0; c < (across ? 1 : nc); ++c) {
+          cell = across ? "" : cells[c]
+          if (!across && re != "" && cell !~ re) continue
+          a = val(A, cell); if (a < 0) continue
+          if (B == "") r = a; else { b = val(B, cell); if (b <= 0) continue; r = a / b }
+          shown = sprintf(B == "" ? "%.0f" : "%.2f", r)
+          tot++; ok = op == ">=" ? r >= want : op == "<=" ? r <= want : r < want
+          if (!ok) { miss++; list = list (list ? "; " : "") (across ? "" : cell " ") shown }
+        }
+        if (tot == 0) verdict = "not judged: " (B == "" ? "not measured" : "no cell has both sides measured")
+        else if (across) verdict = (miss ? "**MISS** (" : "met (") shown ")"
+        else verdict = miss ? sprintf("**MISS** in %d of %d cells (%s)", miss, tot, list) : sprintf("met in all %d cells", tot)
+        print "- " label ": " verdict
+      }' "$OUT/data/$1.tsv"
+  done <<<"$rules"
+}
+
+# absent FAMILY: a line for each implementation the family names that this run did not measure,
+# with the reason its absent_NAME gives (default: see the log).
+absent() {
+  local i
+  for i in $impls; do
+    awk -F'\t' -v i="$i" '$3 == i { found = 1; exit } END { exit !found }' "$OUT/data/$1.tsv" && continue
+    echo "- $i: not measured: $(declare -F "absent_$1" >/dev/null && "absent_$1" "$i" || echo "no row in this run (log: logs/$1.log)")"
+  done
+}
+
 # plot FAMILY: OUT/FAMILY.png of the first metric's medians, conch's bars in one colour
 plot() {
   local f=$1 metric=${metrics%% *} dat=$OUT/data/$f-plot.dat
   command -v gnuplot >/dev/null || { echo "(no plot: gnuplot is not installed; \`make deps\` installs gnuplot-nox)"; return 0; }
   # Columns: cell, then one median per implementation present; "-" where a cell lacks one.
-  awk -F'\t' -v metric="$metric" -v impls="$impls" '
-    function median(k,   n, a, i, j, t) {
-      n = split(vals[k], a, " ")
-      for (i = 2; i <= n; ++i) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; --j) a[j + 1] = a[j]; a[j + 1] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    $1 == metric { if (!($2 in seen)) { seen[$2] = 1; cells[nc++] = $2 }; vals[$2 SUBSEP $3] = vals[$2 SUBSEP $3] " " $5; have[$3] = 1; units[$6] = 1 }
+  awk -F'\t' -v metric="$metric" -v impls="$impls" "$AWK_LIB"'
+    $1 == metric { if (!($2 in seen)) { seen[$2] = 1; cells[nc++] = $2 }; vals[$2 SUBSEP $3] = vals[$2 SUBSEP $3] " " $5; saw($3); units[$6] = 1 }
     END {
-      ni = split(impls, I, " "); line = "cell"
-      for (j = 1; j <= ni; ++j) if (I[j] in have) line = line "\t" I[j]
+      m = columns(impls); line = "cell"
+      for (j = 1; j <= m; ++j) line = line "\t" C[j]
       print "# " line
       for (c = 0; c < nc; ++c) {
         line = "\"" cells[c] "\""
-        for (j = 1; j <= ni; ++j) if (I[j] in have) { k = cells[c] SUBSEP I[j]; line = line "\t" (k in vals ? median(k) : "-") }
+        for (j = 1; j <= m; ++j) { k = cells[c] SUBSEP C[j]; line = line "\t" (k in vals ? median(k) : "-") }
         print line
       }
     }' "$OUT/data/$f.tsv" >"$dat"
@@ -430,7 +547,7 @@ EOF
 }
 
 for f in $FAMILIES; do
-  "describe_$f"
+  describe "$f"
   tsv=$OUT/data/$f.tsv; log=$OUT/logs/$f.log
   {
     echo "## $title"
@@ -453,7 +570,14 @@ for f in $FAMILIES; do
       echo
       "targets_$f"
       echo
+    elif [[ -n $rules ]]; then
+      echo "Targets: $targets_about"
+      echo
+      judge "$f"
+      echo
     fi
+    missing=$(absent "$f")
+    if [[ -n $missing ]]; then echo "$missing"; echo; fi
     for m in $metrics; do
       grep -q "^$m	" "$OUT/data/$f.tsv" || continue
       echo "**$m**"

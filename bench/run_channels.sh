@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/run_channels.sh
 # Builds and runs the channel workloads A-F of issue 2 on conch (1 and 2
-# runtime threads), Go (GOMAXPROCS 1 and 2) and Boost.Fiber (1 thread), RUNS
-# times each, one process per measurement, and prints a table of medians,
-# min..max spreads and the conch/Go and conch/Fiber ratios next to the targets.
+# runtime threads), Go (GOMAXPROCS 1 and 2), Boost.Fiber (1 thread) and Asio's
+# experimental channel (1 thread), RUNS times each, one process per measurement,
+# and prints a table of medians, min..max spreads and the conch/Go, conch/Fiber
+# and conch/Asio ratios next to the targets.
 #
 #   bench/run_channels.sh                 # everything, 5 runs (make bench-channels)
 #   RUNS=3 WORKLOADS="A B" bench/run_channels.sh
@@ -11,7 +12,7 @@
 # Environment:
 #   RUNS=5                     measurements per workload and implementation
 #   WORKLOADS="A B C D E F"    which workloads
-#   IMPLS="conch1 conch2 go1 go2 fiber"   which implementations (missing
+#   IMPLS="conch1 conch2 go1 go2 fiber asio1"   which implementations (missing
 #                              toolchains are skipped with a note)
 #   BUILD_DIR=${BUILD_ROOT:-<repo>}/build-bench   CMake build dir (configured Release,
 #                              with CMAKE_ARGS, if new)
@@ -43,7 +44,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-${BUILD_ROOT:-$ROOT}/build-bench}
 RUNS=${RUNS:-5}
 WORKLOADS=${WORKLOADS:-"A B C D E F"}
-IMPLS=${IMPLS:-"conch1 conch2 go1 go2 fiber"}
+IMPLS=${IMPLS:-"conch1 conch2 go1 go2 fiber asio1"}
 TIMEOUT=${TIMEOUT:-120}
 RESULTS=${RESULTS:-$BUILD/bench/channels-results.txt}
 BIN=$BUILD/bench
@@ -54,15 +55,17 @@ log() { echo "run_channels: $*" >&2; }
 
 have_fiber=1
 have_go=1
+have_asio=1
 if [[ -z ${NO_BUILD:-} ]]; then
   if [[ ! -f $BUILD/CMakeCache.txt ]]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >&2
   fi
   targets=(conch_bench_channels)
-  # grep without -q reads to the end: with -q, cmake could die of SIGPIPE and pipefail say "no".
-  if cmake --build "$BUILD" --target help 2>/dev/null | grep 'conch_bench_fiber' >/dev/null; then
-    targets+=(conch_bench_fiber)
-  fi
+  # The optional peers: built where their toolchain defined the target.
+  have=$(cmake --build "$BUILD" --target help 2>/dev/null || true)
+  for t in conch_bench_fiber conch_bench_asio; do
+    if grep -w "$t" <<<"$have" >/dev/null; then targets+=("$t"); fi
+  done
   cmake --build "$BUILD" -j"${JOBS:-2}" --target "${targets[@]}" >&2
   if command -v go >/dev/null 2>&1; then
     mkdir -p "$BUILD/go-cache"
@@ -73,6 +76,7 @@ fi
 [[ -x $BIN/conch_bench_channels ]] || { log "no $BIN/conch_bench_channels; build failed?"; exit 1; }
 [[ -x $BIN/conch_bench_fiber ]] || { have_fiber=0; log "no conch_bench_fiber (Boost.Fiber 1.81 missing?): fiber skipped"; }
 [[ -x $BIN/conch_bench_go ]] || { have_go=0; log "no conch_bench_go (go missing?): go skipped"; }
+[[ -x $BIN/conch_bench_asio ]] || { have_asio=0; log "no conch_bench_asio (boost/asio/experimental/channel.hpp missing?): asio skipped"; }
 
 # ---- run ----
 
@@ -89,6 +93,7 @@ cmd_for() {  # impl workload -> sets cmd=(command line), empty if unavailable
     go1) if ((have_go)); then cmd=("$BIN/conch_bench_go" "$2" 1 $n); fi ;;
     go2) if ((have_go)); then cmd=("$BIN/conch_bench_go" "$2" 2 $n); fi ;;
     fiber) if ((have_fiber)); then cmd=("$BIN/conch_bench_fiber" "$2" $n); fi ;;
+    asio1) if ((have_asio)); then cmd=("$BIN/conch_bench_asio" "$2" $n); fi ;;
     *) log "unknown implementation $1"; exit 2 ;;
   esac
 }
@@ -212,11 +217,14 @@ END {
     if (w == "F") { target(w, "conch1", "go1", 0.7, 0); ratio_line(w, "conch1", "go1", "rss", "", 0, "rss") }
     if (w != "C") target(w, "conch2", "go2", "", 0)
     if (w == "C" || w == "D" || w == "F") target(w, "conch1", "fiber", "", 0)
+    target(w, "conch1", "asio1", "", 0)  # issue 15: a peer, no target
   }
 }' "$RESULTS"
 echo
 echo "notes: Boost.Fiber runs on 1 thread (round_robin, default stacks); its D is a polling"
 echo "emulation (try_pop both + yield), since Boost.Fiber has no select. go1/go2 = GOMAXPROCS."
+echo "asio1: Asio's experimental::channel on one io_context thread; its D waits on a parallel group"
+echo "of both receives (Asio has no select) and counts a value the losing receive already took."
 failed=$(grep -c ' FAIL ' "$RESULTS" || true)
 if ((failed > 0)); then
   echo "run_channels: $failed measurement(s) failed; see $RESULTS.stderr" >&2

@@ -13,10 +13,13 @@
 # fails the run: `make deps` installs them). Prints the generator's lines, then
 # per cell each server's msgs/s and server CPU ns per message, and lsocket-on-conch's and
 # conch's ratios to the best of cqueues and luv (msgs/s: higher is better; CPU: lower).
+# BENCH_TSV=path also writes each measurement as rows (bench/bench_tsv.sh): msgs_per_s,
+# server_cpu_ns_per_msg and p99_us, cell "tcp C x SIZE", impl the server.
 set -euo pipefail
 smoke=0
 if [[ ${1:-} == --smoke ]]; then smoke=1; shift; fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/bench_tsv.sh"
 B=$(cd "${1:-$ROOT/build}" && pwd)
 SECS=${SECS:-2}
 RUNS=${RUNS:-1}
@@ -68,6 +71,9 @@ for run in $(seq "$RUNS"); do
         grep -q ready "$work/log" || { echo "server $s did not start:"; cat "$work/log"; exit 1; }
         line=$("${pin_gen[@]}" "$gen" "tcp:127.0.0.1:$port" "$c" "$size" 1 "$SECS" "$pid")
         echo "run=$run server=$s $line" | tee -a "$results"
+        for m in msgs_per_s:msgs/s server_cpu_ns_per_msg:ns/msg p99_us:us; do
+          tsv_row "${m%%:*}" "tcp $c x $size" "$s" "$run" "$(kv "${m%%:*}" "$line")" "${m#*:}"
+        done
         kill $pid 2>/dev/null || echo "note: server $s had exited by the end of its cell"
         wait $pid 2>/dev/null || true
         pid=""

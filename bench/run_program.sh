@@ -9,8 +9,10 @@
 # the two workers ran side by side). With SLUA, the same handler/worker pair runs under slua
 # (its -wp worker-pool option; -sm SLUA_SM MB of shared store, default 1024,
 # or its 100k queued jobs fail with "store is full") for the tiny-job cells.
+# BENCH_TSV=path also writes each run as a row (bench/bench_tsv.sh): jobs_per_s <cell> conch|slua.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/bench_tsv.sh"
 CONCH=${CONCH:-$HERE/../build/lua/conch}
 JOBS=${JOBS:-100000}
 CPU_JOBS=${CPU_JOBS:-4000}
@@ -33,6 +35,9 @@ cell() {
     ms=$(sed -n 's/^elapsed_ms=//p' "$TMP/err")
     [ -n "$ms" ] || ms=$(awk -v ns=$(( t1 - t0 )) 'BEGIN { print ns / 1e6 }')
     rates+=("$(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1e3) }')")
+    # slua's cells are the same cells under another implementation.
+    if [[ $name == slua_* ]]; then tsv_row jobs_per_s "${name#slua_}" slua "$r" "${rates[-1]}" jobs/s
+    else tsv_row jobs_per_s "$name" conch "$r" "${rates[-1]}" jobs/s; fi
   done
   read -r RATE lo hi < <(printf '%s\n' "${rates[@]}" | sort -n |
     awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[1], v[NR] }')
@@ -44,6 +49,7 @@ cell() {
     echo "bench=program param=${name}_loop_cpu value=$l1,$l2 unit=ms"
     awk -v a="$l1" -v b="$l2" -v ms="$ms" -v name="$name" \
       'BEGIN { printf "bench=program param=%s_parallelism value=%.2f unit=x\n", name, (a + b) / ms }'
+    tsv_row parallelism "$name" conch 1 "$(awk -v a="$l1" -v b="$l2" -v ms="$ms" 'BEGIN { printf "%.2f", (a + b) / ms }')" x
   fi
 }
 TMP=$(mktemp -d)

@@ -9,8 +9,10 @@
 #   bench=program_server param=<cell> value=<requests/s> unit=req/s
 # With SLUA, the same handler runs under `slua -p PORT -hp C -wp 2` (slua binds
 # 0.0.0.0 and takes a port: SLUA_PORT, default 17341).
+# BENCH_TSV=path also writes each cell as a row (bench/bench_tsv.sh): req_per_s "<C> clients" conch|slua.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/bench_tsv.sh"
 CONCH=${CONCH:-$HERE/../build/lua/conch}
 LOADGEN=${LOADGEN:-$HERE/../build/bench/conch_bench_line_loadgen}
 REQS=${REQS:-2000}
@@ -34,7 +36,9 @@ run_cell() {
     echo "run_program_server.sh: cell $1 failed" >&2
     exit 1
   fi
-  echo "bench=program_server param=$1 value=$(sed -n 's/.*requests_per_s=//p' <<<"$out") unit=req/s"
+  local rate; rate=$(sed -n 's/.*requests_per_s=//p' <<<"$out")
+  echo "bench=program_server param=$1 value=$rate unit=req/s"
+  tsv_row req_per_s "$2 clients" "${1%_c*}" 1 "$rate" req/s
 }
 
 stop_server() {
