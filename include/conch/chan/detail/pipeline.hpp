@@ -122,14 +122,18 @@ struct pipeline_job {
 // slot, and queues the slot for the collector in input order.
 template <class T, class B>
 task<void> pipeline_reader(chan<T> from, chan<pipeline_job<T, B>> jobs, chan<chan<std::vector<B>>> results,
-                           chan<chan<std::vector<B>>> spare, std::shared_ptr<pipeline_pace> pace) {
+                           chan<chan<std::vector<B>>> spare, std::shared_ptr<pipeline_pace> pace,
+                           std::size_t workers) {
   for (;;) {
     std::optional<T> v = co_await from.recv();
     if (!v) break;
     std::vector<T> vs;
     vs.push_back(std::move(*v));
-    // Only what is already there: an empty `from` sends the job as it is.
-    for (const std::size_t want = pace->job_values(); vs.size() < want;) {
+    // Only what is already there (an empty `from` sends the job as it is),
+    // and no more than a worker's share of it: a burst shorter than the job
+    // size still goes to all n workers.
+    const std::size_t share = std::max<std::size_t>(1, (from.size() + 1) / workers);
+    for (const std::size_t want = std::min(pace->job_values(), share); vs.size() < want;) {
       std::optional<T> more = from.try_recv();
       if (!more) break;
       vs.push_back(std::move(*more));
@@ -292,7 +296,7 @@ chan<unit> start_pipeline(std::size_t n, chan<U> to, F f, chan<T> from, bool clo
   // The reader and the collector stay on this loop (placed, so never stolen):
   // they talk to each other and to the caller's go blocks for every value, and
   // split across loops each value would cost cross-CPU wakeups.
-  go_on(placement::here(), pipeline_reader<T, B>(std::move(from), jobs, results, spare, std::move(pace)));
+  go_on(placement::here(), pipeline_reader<T, B>(std::move(from), jobs, results, spare, std::move(pace), n));
   return go_on(placement::here(),
                pipeline_collector<U, B>(std::move(results), std::move(spare), std::move(to), close));
 }
