@@ -287,7 +287,7 @@ void loop::linger_wait() noexcept {
 }
 
 // Loop thread. The victim's spawn_epoch_ changes whenever its owner takes
-// its queue or a thief steals from it; the same epoch seen for kStealAfterNs
+// or runs its queue or a thief steals from it; the same epoch seen for kStealAfterNs
 // means its owner has not taken what it queued in that time.
 bool loop::left_waiting(loop& victim) noexcept {
   if (seen_.size() != rt_->loops.size()) seen_.assign(rt_->loops.size(), seen_spawns{});

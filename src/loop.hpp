@@ -204,8 +204,8 @@ class loop {
   spin_mutex spawn_mu_;
   handle_queue spawns_;
   std::atomic<std::size_t> spawn_count_{0};
-  // Bumped under spawn_mu_ when the owner takes its queue or a thief steals
-  // (not when a runaway spawner runs some inline: push_spawn).
+  // Bumped under spawn_mu_ when the owner takes its queue, runs some of it
+  // inline (a runaway spawner: push_spawn) or a thief steals.
   std::atomic<std::uint32_t> spawn_epoch_{0};
 
   // live root frames

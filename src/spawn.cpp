@@ -53,11 +53,12 @@ void loop::push_spawn(std::coroutine_handle<> h) noexcept {
         if (spawns_.size() <= kMaxQueuedSpawns / 2) break;
         a = spawns_.pop().address();
         spawn_count_.store(spawns_.size(), std::memory_order_relaxed);
-        // spawn_epoch_ stays: the owner is still spawning, not taking its
-        // queue, and hundreds are left waiting. Bumping it per inline run
-        // kept the queue young forever, so no thief took any of a 100k
-        // fan-out (workload F at 2 threads ran on one loop; bench/NOTES.md
-        // "steal age").
+        // The owner is running its queue (inline), so the queue stays young
+        // to thieves: a fan-out of 100k go blocks stays on its loop. Stolen,
+        // each of them talked to its spawner's loop across CPUs: workload E
+        // at 2 threads ran 9x slower than at 1, F 1.3x (bench/NOTES.md
+        // "runaway spawner's queue stays young").
+        spawn_epoch_.store(spawn_epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       }
       resume_chain(std::coroutine_handle<>::from_address(a));
     }

@@ -249,3 +249,40 @@ TEST_CASE("pipeline workers keep taking jobs while a worker on another loop hold
   for (int i = 0; i < 40; ++i) want.push_back(i * i);
   CHECK(got == want);  // item 0 did not time out (-1), and order is kept
 }
+
+TEST_CASE("pipeline shares a short burst between its workers after many cheap values",
+          "[placement][pipeline]") {
+  // 1,000 cheap values teach the pipeline to put many values in a job; then
+  // two values arrive together, each waiting (holding its loop) for the other
+  // to be in f: they get past it only on two workers at once, not in one job.
+  auto got = conch::test::run_on(2, []() -> task<std::vector<int>> {
+    auto started = std::make_shared<std::atomic<int>>(0);
+    auto f = [started](int x) {
+      if (x >= 1000 && !spin_until_all_started(*started, 2, 10s)) return -1;
+      return x;
+    };
+    chan<int> from(1000);
+    chan<int> out(1000);
+    chan<unit> done = conch::pipeline(2, out, f, from);
+    std::vector<int> seen;
+    for (int i = 0; i < 1000; ++i) co_await from.send(i);
+    while (seen.size() < 1000) {  // every cheap value is through: from is empty
+      auto r = co_await conch::test::recv_within(out, 30s);
+      if (r.timed_out || !r.value) co_return seen;
+      seen.push_back(*r.value);
+    }
+    co_await from.send(1000);
+    co_await from.send(1001);
+    from.close();
+    for (;;) {
+      auto r = co_await conch::test::recv_within(out, 30s);
+      if (r.timed_out || !r.value) break;
+      seen.push_back(*r.value);
+    }
+    co_await done.recv();
+    co_return seen;
+  }());
+  std::vector<int> want;
+  for (int i = 0; i < 1002; ++i) want.push_back(i);
+  CHECK(got == want);  // neither burst value timed out (-1), and order is kept
+}
