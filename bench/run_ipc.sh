@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # bench/run_ipc.sh
-# Issue 18's node-ipc and ipcIO table in one run: node-ipc <-> node-ipc, node-ipc clients -> conch server,
-# conch <-> conch (conch_bench_ipc), and the ipcIO cells (conch_bench_ipcio with the node test peer).
+# Issue 18's node-ipc and ipcIO table in one run: node-ipc <-> node-ipc, node-ipc clients -> conch server
+# (C++ and Lua), conch Lua <-> conch Lua, conch <-> conch (conch_bench_ipc), and the ipcIO cells
+# (conch_bench_ipcio with the node test peer).
 #
 #   bash bench/run_ipc.sh [BUILD=build]     N=5000 round trips per client per cell (env), IPCIO_SECS=2
 #
 # Every cell: 64 B and 4 KiB payloads, 1 and 16 clients, 16 events in flight per client; msg/s, p50/p99.
-# The node cells' clients are one node process (bench/ipc_node_bench.js), identical for both servers;
-# the server's CPU per event is printed beside them. Run it on a quiet machine for figures to keep.
+# The node cells' clients are one node process (bench/ipc_node_bench.js), identical for every server;
+# the server's CPU per event is printed beside them. The Lua cells are bench/ipc_lua_bench.lua under
+# lua5.4 with the built conch.so (the server and the clients are two processes, as in the node cells).
+# Run it on a quiet machine for figures to keep.
 # BENCH_TSV=path also writes every cell as rows (ipc_tsv below; bench/bench_tsv.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,16 +50,23 @@ ipc_tsv() {
   done
 }
 
-serve_and_run() {  # $1 = server kind (node|conch), $2 clients, $3 bytes
+lua=${LUA:-lua5.4}
+lua_env=(env "LUA_PATH=$here/../lua/?.lua;;" "LUA_CPATH=$build/lua/?.so")
+
+serve_and_run() {  # $1 = server kind (node|conch|lua), $2 clients, $3 bytes, $4 = client kind (node|lua; node)
   local expect=$(( $2 * N )) out=/tmp/conch-bench-ipc-srv-$$.txt
   rm -f "$sock"
-  if [ "$1" = node ]; then "$node" "$here/ipc_node_bench.js" server "$modules" "$sock" "$expect" >"$out" &
-  else "$build/bench/conch_bench_ipc" --serve "$sock" --expect "$expect" >"$out" &
-  fi
+  case "$1" in
+    node) "$node" "$here/ipc_node_bench.js" server "$modules" "$sock" "$expect" >"$out" & ;;
+    lua) "${lua_env[@]}" "$lua" "$here/ipc_lua_bench.lua" server "$sock" "$expect" >"$out" & ;;
+    *) "$build/bench/conch_bench_ipc" --serve "$sock" --expect "$expect" >"$out" & ;;
+  esac
   local pid=$!
   for _ in $(seq 1 500); do grep -q ready "$out" 2>/dev/null && break; sleep 0.02; done
   local line
-  line=$("$node" "$here/ipc_node_bench.js" client "$modules" "$sock" "$2" "$3" "$N")
+  if [ "${4:-node}" = lua ]; then line=$("${lua_env[@]}" "$lua" "$here/ipc_lua_bench.lua" client "$sock" "$2" "$3" "$N")
+  else line=$("$node" "$here/ipc_node_bench.js" client "$modules" "$sock" "$2" "$3" "$N")
+  fi
   wait "$pid"
   echo "$line server=$1 $(grep cpu_us_per_event "$out")"
   rm -f "$out"
@@ -67,6 +77,8 @@ for clients in 1 16; do
   for bytes in 64 4096; do
     serve_and_run node "$clients" "$bytes" | ipc_tsv node-ipc_node-node
     serve_and_run conch "$clients" "$bytes" | ipc_tsv node-ipc_node-conch
+    serve_and_run lua "$clients" "$bytes" | ipc_tsv node-ipc_node-lua
+    serve_and_run lua "$clients" "$bytes" lua | ipc_tsv node-ipc_lua-lua
   done
 done
 "$build/bench/conch_bench_ipc" --events "$N" | ipc_tsv node-ipc_conch-conch

@@ -187,6 +187,9 @@ void preload_lsocket(lua_State* L);
 
 /// lua_CFunction (host as upvalue 1) that returns the `conch.nats` table. lua/natslib.cpp.
 int open_nats(lua_State* L);
+/// lua_CFunction (host as upvalue 1) that returns `conch._ipcio`, the low-level
+/// ipcIO functions lua/conch/ipcio.lua builds on. lua/ipciolib.cpp.
+int open_ipcio(lua_State* L);
 /// Builds the `conch` module table for L (whose host must exist), installs
 /// conch's coroutine.resume/wrap. Returns 1. lua/init.cpp.
 int open_module(lua_State* L);

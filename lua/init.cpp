@@ -35,6 +35,10 @@ int open_module(lua_State* L) {
   lua_pushcclosure(L, open_nats, 1);
   lua_call(L, 0, 1);
   lua_setfield(L, -2, "nats");
+  lua_pushlightuserdata(L, h);  // conch._ipcio (lua/ipciolib.cpp), for conch.ipcio
+  lua_pushcclosure(L, open_ipcio, 1);
+  lua_call(L, 0, 1);
+  lua_setfield(L, -2, "_ipcio");
   return 1;
 }
 
