@@ -121,74 +121,6 @@ net::options check_options(lua_State* L, int idx, const option_names& names) {
   return o;
 }
 
-// TLS settings read from an options table's `tls` key: pointers into the
-// table's strings (alive while it is on the stack), so nothing here needs a
-// destructor across a raise; apply_tls copies them into net::options inside
-// a noexcept job builder.
-struct lua_tls {
-  bool set = false;
-  bool verify = true;
-  const char* cert = nullptr;
-  const char* key = nullptr;
-  const char* ca = nullptr;
-  const char* server_name = nullptr;
-};
-
-// Reads opts.tls (true, or {cert=, key=, ca=, verify=, server_name=}; every
-// other key is an error naming it) from the options table at idx, if any.
-void check_tls(lua_State* L, int idx, lua_tls& t) {
-  if (lua_isnoneornil(L, idx) || !lua_istable(L, idx)) return;
-  int type = lua_getfield(L, idx, "tls");
-  if (type == LUA_TBOOLEAN) {
-    t.set = lua_toboolean(L, -1) != 0;  // tls=true: a client with the defaults
-  } else if (type == LUA_TTABLE) {
-    t.set = true;
-    int tt = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, tt) != 0) {
-      const char* k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : nullptr;
-      std::string_view key = k != nullptr ? k : "";
-      const char** field = key == "cert"          ? &t.cert
-                           : key == "key"         ? &t.key
-                           : key == "ca"          ? &t.ca
-                           : key == "server_name" ? &t.server_name
-                                                  : nullptr;
-      if (field != nullptr) {
-        std::size_t n = 0;
-        const char* v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : nullptr;
-        if (v == nullptr || std::strlen(v) != n) luaL_error(L, "conch: tls.%s must be a string", k);
-        *field = v;  // the string stays referenced by the option table
-      } else if (key == "verify") {
-        if (!lua_isboolean(L, -1)) luaL_error(L, "conch: tls.verify must be a boolean");
-        t.verify = lua_toboolean(L, -1) != 0;
-      } else {
-        luaL_error(L, "conch: unknown tls option '%s' (cert, key, ca, verify, server_name)",
-                   k != nullptr ? k : luaL_typename(L, -2));
-      }
-      lua_pop(L, 1);
-    }
-  } else if (type != LUA_TNIL) {
-    luaL_error(L, "conch: tls must be true or a table {cert=, key=, ca=, verify=, server_name=}");
-  }
-  lua_pop(L, 1);
-}
-
-// o.tls from t. Out of memory: false.
-bool apply_tls(const lua_tls& t, net::options& o) noexcept {
-  if (!t.set) return true;
-  try {
-    net::tls_options& x = o.tls.emplace();
-    if (t.cert != nullptr) x.cert_file = t.cert;
-    if (t.key != nullptr) x.key_file = t.key;
-    if (t.ca != nullptr) x.ca_file = t.ca;
-    if (t.server_name != nullptr) x.server_name = t.server_name;
-    x.verify = t.verify;
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 // ---- listen / udp: run on the home loop ----
 
 template <class Result>
@@ -208,7 +140,7 @@ Job* new_job(holder* hd, const char* addr, std::size_t n, const net::options& o,
     hd->del = &delete_as<Job>;
     j->addr.assign(addr, n);
     j->opts = o;
-    if (!apply_tls(tls, j->opts)) return nullptr;
+    if (!apply_tls(tls, j->opts.tls)) return nullptr;
     return j;
   } catch (...) {
     return nullptr;
@@ -354,7 +286,7 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
           ref->j = std::make_shared<Job>();
           ref->j->addr.assign(s->addr, s->n);
           ref->j->opts = *s->o;
-          if (!apply_tls(*s->tls, ref->j->opts)) return;  // out of memory: s->ok stays false
+          if (!apply_tls(*s->tls, ref->j->opts.tls)) return;  // out of memory: s->ok stays false
           conch::go(s->body(ref->j));
           s->hd->p = ref.release();
           s->hd->del = &delete_as<job_ref<Job>>;
