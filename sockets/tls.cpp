@@ -26,6 +26,12 @@
 //    stops reading the socket.
 //  - done_ closes after both coroutines ended and the transport is done; a
 //    frame destroyed at runtime teardown closes every session channel.
+//  - start_tls (net::start_tls) checks "raw framing, nothing unread, not
+//    closed" and starts the session in one step on the transport's home
+//    loop (begin_upgrade; posted there when awaited elsewhere): receive
+//    completions run on that thread too, so no byte slips between the check
+//    and the session taking the transport's `in`. Frames still queued on the
+//    transport's `out` go before the ClientHello (`out` is FIFO).
 // Lock order: mu_ is a leaf (channels are closed after releasing it).
 #include "sockets/tls.hpp"
 
