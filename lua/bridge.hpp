@@ -164,6 +164,11 @@ void delete_as(void* p) noexcept {
 int push_status(lua_State* L, const absl::Status& st);
 /// Pushes "host:port" (may raise).
 void push_address(lua_State* L, const net::address& a);
+/// The socket of the conch.socket userdata at idx (raises a type error if it
+/// is not one). The pointer lives as long as the userdata.
+const net::socket* check_socket(lua_State* L, int idx);
+/// sock:starttls(opts): the socket's TLS upgrade (lua/netlib.cpp).
+int sock_starttls(lua_State* L);
 /// Pushes a server object (field connections; methods close, address). May raise.
 void push_server(lua_State* L, const net::server& s);
 /// Pushes a UDP socket object (fields input/output; methods close, address,
