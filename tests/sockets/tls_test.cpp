@@ -411,7 +411,7 @@ task<absl::StatusOr<net::socket>> starttls_client(std::string addr, std::string 
 
 }  // namespace
 
-TEST_CASE("start_tls upgrades a plain connection on both sides; what was queued goes first in plain text",
+TEST_CASE("start_tls upgrades a plain connection on both sides, what was queued going first in plain text",
           "[sockets][tls][starttls]") {
   require_openssl();
   cert tls_cert = make_cert("starttls");
