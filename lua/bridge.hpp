@@ -29,10 +29,12 @@
 #include <lua.hpp>
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "conch/core/runtime.hpp"
 #include "conch/core/task.hpp"
+#include "conch/net/tls.hpp"
 #include "lua/convert.hpp"
 #include "lua/host.hpp"
 
@@ -125,6 +127,25 @@ int raise_option_type(lua_State* L, const char* fn, const char* key, const char*
 bool opt_integer(lua_State* L, int idx, const char* fn, const char* key, lua_Integer min, lua_Integer max,
                  lua_Integer* out);
 
+// TLS settings read from an options table's `tls` key: pointers into the
+// table's strings (alive while it is on the stack), so nothing here needs a
+// destructor across a raise; apply_tls copies them into net::tls_options
+// inside a noexcept job builder (conch.connect/listen and conch.nats.connect).
+struct lua_tls {
+  bool set = false;
+  bool verify = true;
+  const char* cert = nullptr;
+  const char* key = nullptr;
+  const char* ca = nullptr;
+  const char* server_name = nullptr;
+};
+
+/// Reads opts.tls (true, or {cert=, key=, ca=, verify=, server_name=}; any
+/// other key raises naming it) from the option table at idx, if any (may raise).
+void check_tls(lua_State* L, int idx, lua_tls& t);
+/// `out` from t (unset when t.set is false); false when out of memory.
+bool apply_tls(const lua_tls& t, std::optional<conch::net::tls_options>& out) noexcept;
+
 // ---- the net library's objects (lua/netobj.cpp), for lua/netlib.cpp ----
 
 /// A userdata that owns a heap object until collected (its __gc calls del).
@@ -143,6 +164,11 @@ void delete_as(void* p) noexcept {
 int push_status(lua_State* L, const absl::Status& st);
 /// Pushes "host:port" (may raise).
 void push_address(lua_State* L, const net::address& a);
+/// The socket of the conch.socket userdata at idx (raises a type error if it
+/// is not one). The pointer lives as long as the userdata.
+const net::socket* check_socket(lua_State* L, int idx);
+/// sock:starttls(opts): the socket's TLS upgrade (lua/netlib.cpp).
+int sock_starttls(lua_State* L);
 /// Pushes a server object (field connections; methods close, address). May raise.
 void push_server(lua_State* L, const net::server& s);
 /// Pushes a UDP socket object (fields input/output; methods close, address,

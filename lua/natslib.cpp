@@ -192,6 +192,7 @@ struct job_args {
   int verbose = -1, pedantic = -1, headers = -1, echo = -1, reconnect = -1;
   std::int64_t max_reconnect_attempts = INT64_MIN, reconnect_wait = -1, reconnect_buffer = -1,
                ping_interval = -1, connect_timeout = -1;
+  lua_tls tls;  // conch.connect's tls option, same names
   // subscribe
   text queue;
   std::int64_t capacity = 8192;
@@ -231,6 +232,7 @@ void start(void* p) noexcept {
     if (a->reconnect_buffer >= 0) j.opts.reconnect_buffer = static_cast<std::size_t>(a->reconnect_buffer);
     if (a->ping_interval > 0) j.opts.ping_interval = std::chrono::milliseconds(a->ping_interval);
     if (a->connect_timeout > 0) j.opts.connect_timeout = std::chrono::milliseconds(a->connect_timeout);
+    if (!apply_tls(a->tls, j.opts.tls)) return;  // out of memory: a->ok stays false
     j.sub_opts.queue = str(a->queue);
     j.sub_opts.capacity = static_cast<std::size_t>(a->capacity);
     j.sub_opts.when_full = a->backpressure ? nats::slow_consumer::backpressure : nats::slow_consumer::drop;
@@ -283,7 +285,7 @@ std::int64_t check_id(lua_State* L, int idx) { return static_cast<std::int64_t>(
 
 const char* const connect_keys[] = {"name", "user", "password", "token", "verbose", "pedantic", "headers",
                                     "echo", "reconnect", "max_reconnect_attempts", "reconnect_wait",
-                                    "reconnect_buffer", "ping_interval", "connect_timeout", nullptr};
+                                    "reconnect_buffer", "ping_interval", "connect_timeout", "tls", nullptr};
 const option_names connect_names{"conch.nats.connect", connect_keys};
 const char* const subscribe_keys[] = {"queue", "capacity", "when_full", nullptr};
 const option_names subscribe_names{"nc:subscribe", subscribe_keys};
@@ -335,6 +337,7 @@ int l_connect(lua_State* L) {
     opt_int(L, 2, fn, "reconnect_buffer", 0, std::int64_t{1} << 30, a.reconnect_buffer);
     opt_int(L, 2, fn, "ping_interval", 1, 86400000, a.ping_interval);
     opt_int(L, 2, fn, "connect_timeout", 1, 3600000, a.connect_timeout);
+    check_tls(L, 2, a.tls);  // true or {cert=, key=, ca=, verify=, server_name=}
   }
   return run_job(L, a);
 }

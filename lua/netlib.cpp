@@ -21,6 +21,7 @@
 #include <string_view>
 #include <type_traits>
 #include <new>
+#include <optional>
 
 #include "conch/chan/go.hpp"
 #include "lua/bridge.hpp"
@@ -36,6 +37,8 @@ const char* const listen_keys[] = {"framing", "delimiter", "in_capacity", "out_c
 const char* const connect_keys[] = {"framing", "delimiter", "in_capacity", "out_capacity",
                                     "max_frame", "connect_timeout", "tls", nullptr};
 const char* const udp_keys[] = {"in_capacity", "out_capacity", nullptr};
+const char* const starttls_keys[] = {"framing",         "delimiter", "in_capacity", "out_capacity", "max_frame",
+                                     "connect_timeout", "tls",       "server",      nullptr};
 
 // Where a key another function takes belongs (for the unknown-option error).
 const char* net_hint(const char* key) {
@@ -51,6 +54,7 @@ const char* net_hint(const char* key) {
 const option_names listen_options{"conch.listen", listen_keys, net_hint};
 const option_names connect_options{"conch.connect", connect_keys, net_hint};
 const option_names udp_options{"conch.udp", udp_keys, net_hint};
+const option_names starttls_options{"sock:starttls", starttls_keys, net_hint};
 
 constexpr lua_Integer kMaxSize = lua_Integer{1} << 40;
 
@@ -121,74 +125,6 @@ net::options check_options(lua_State* L, int idx, const option_names& names) {
   return o;
 }
 
-// TLS settings read from an options table's `tls` key: pointers into the
-// table's strings (alive while it is on the stack), so nothing here needs a
-// destructor across a raise; apply_tls copies them into net::options inside
-// a noexcept job builder.
-struct lua_tls {
-  bool set = false;
-  bool verify = true;
-  const char* cert = nullptr;
-  const char* key = nullptr;
-  const char* ca = nullptr;
-  const char* server_name = nullptr;
-};
-
-// Reads opts.tls (true, or {cert=, key=, ca=, verify=, server_name=}; every
-// other key is an error naming it) from the options table at idx, if any.
-void check_tls(lua_State* L, int idx, lua_tls& t) {
-  if (lua_isnoneornil(L, idx) || !lua_istable(L, idx)) return;
-  int type = lua_getfield(L, idx, "tls");
-  if (type == LUA_TBOOLEAN) {
-    t.set = lua_toboolean(L, -1) != 0;  // tls=true: a client with the defaults
-  } else if (type == LUA_TTABLE) {
-    t.set = true;
-    int tt = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, tt) != 0) {
-      const char* k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : nullptr;
-      std::string_view key = k != nullptr ? k : "";
-      const char** field = key == "cert"          ? &t.cert
-                           : key == "key"         ? &t.key
-                           : key == "ca"          ? &t.ca
-                           : key == "server_name" ? &t.server_name
-                                                  : nullptr;
-      if (field != nullptr) {
-        std::size_t n = 0;
-        const char* v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : nullptr;
-        if (v == nullptr || std::strlen(v) != n) luaL_error(L, "conch: tls.%s must be a string", k);
-        *field = v;  // the string stays referenced by the option table
-      } else if (key == "verify") {
-        if (!lua_isboolean(L, -1)) luaL_error(L, "conch: tls.verify must be a boolean");
-        t.verify = lua_toboolean(L, -1) != 0;
-      } else {
-        luaL_error(L, "conch: unknown tls option '%s' (cert, key, ca, verify, server_name)",
-                   k != nullptr ? k : luaL_typename(L, -2));
-      }
-      lua_pop(L, 1);
-    }
-  } else if (type != LUA_TNIL) {
-    luaL_error(L, "conch: tls must be true or a table {cert=, key=, ca=, verify=, server_name=}");
-  }
-  lua_pop(L, 1);
-}
-
-// o.tls from t. Out of memory: false.
-bool apply_tls(const lua_tls& t, net::options& o) noexcept {
-  if (!t.set) return true;
-  try {
-    net::tls_options& x = o.tls.emplace();
-    if (t.cert != nullptr) x.cert_file = t.cert;
-    if (t.key != nullptr) x.key_file = t.key;
-    if (t.ca != nullptr) x.ca_file = t.ca;
-    if (t.server_name != nullptr) x.server_name = t.server_name;
-    x.verify = t.verify;
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 // ---- listen / udp: run on the home loop ----
 
 template <class Result>
@@ -208,7 +144,7 @@ Job* new_job(holder* hd, const char* addr, std::size_t n, const net::options& o,
     hd->del = &delete_as<Job>;
     j->addr.assign(addr, n);
     j->opts = o;
-    if (!apply_tls(tls, j->opts)) return nullptr;
+    if (!apply_tls(tls, j->opts.tls)) return nullptr;
     return j;
   } catch (...) {
     return nullptr;
@@ -354,7 +290,7 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
           ref->j = std::make_shared<Job>();
           ref->j->addr.assign(s->addr, s->n);
           ref->j->opts = *s->o;
-          if (!apply_tls(*s->tls, ref->j->opts)) return;  // out of memory: s->ok stays false
+          if (!apply_tls(*s->tls, ref->j->opts.tls)) return;  // out of memory: s->ok stays false
           conch::go(s->body(ref->j));
           s->hd->p = ref.release();
           s->hd->del = &delete_as<job_ref<Job>>;
@@ -373,6 +309,86 @@ int start_job(lua_State* L, conch::task<void> (*body)(std::shared_ptr<Job>), ele
 int l_connect(lua_State* L) {
   return start_job<connect_job>(L, &connect_body, elem::socket, &connect_options, "conch.connect");
 }
+
+// ---- sock:starttls ----
+
+// The upgrade of one socket: connect_job's result and status, plus the
+// plain socket and the role.
+struct starttls_job : connect_job {
+  std::optional<net::socket> plain;
+  bool server = false;
+};
+
+conch::task<void> starttls_body(std::shared_ptr<starttls_job> j) {
+  try {
+    const net::tls_role role = j->server ? net::tls_role::server : net::tls_role::client;
+    absl::StatusOr<net::socket> s = co_await net::start_tls(*j->plain, j->opts, role);
+    if (s.ok())
+      j->result.try_send(*s);
+    else
+      j->status = s.status();
+  } catch (const std::exception& e) {
+    j->status = absl::InternalError(std::string("starttls: ") + e.what());
+  }
+  j->plain.reset();
+  j->result.close();
+}
+
+}  // namespace
+
+// sock:starttls{tls = true | {...}, server = false, framing = ..., connect_timeout = ms, ...}
+//   -> the TLS socket | nil, err, code
+// net::start_tls on the socket (read nothing unread first; the plain socket
+// must be raw-framed); parks like conch.connect until the handshake is done.
+int sock_starttls(lua_State* L) {
+  host* h = host_of(L);
+  check_max_args(L, 2, starttls_options.fn);
+  const net::socket* plain = check_socket(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  net::options o = check_options(L, 2, starttls_options);  // no tls yet: nothing to free on a raise
+  lua_tls tls;
+  check_tls(L, 2, tls);
+  if (!tls.set) return luaL_error(L, "sock:starttls: option 'tls' is required (true or a table)");
+  int server = 0;
+  if (int t = lua_getfield(L, 2, "server"); t != LUA_TNIL) {
+    if (t != LUA_TBOOLEAN) raise_option_type(L, starttls_options.fn, "server", "a boolean", -1);
+    server = lua_toboolean(L, -1);
+  }
+  lua_settop(L, 2);
+  holder* hd = push_holder(L);  // index 3, as k_job expects
+  struct start_args {
+    holder* hd;
+    const net::socket* plain;
+    const net::options* o;
+    const lua_tls* tls;
+    bool server;
+    bool ok;
+  } a{hd, plain, &o, &tls, server != 0, false};
+  h->call_on_loop(
+      [](void* p) noexcept {
+        auto* s = static_cast<start_args*>(p);
+        try {
+          auto ref = std::make_unique<job_ref<starttls_job>>();
+          ref->j = std::make_shared<starttls_job>();
+          ref->j->plain.emplace(*s->plain);
+          ref->j->opts = *s->o;
+          ref->j->server = s->server;
+          if (!apply_tls(*s->tls, ref->j->opts.tls)) return;  // out of memory: s->ok stays false
+          conch::go(starttls_body(ref->j));
+          s->hd->p = ref.release();
+          s->hd->del = &delete_as<job_ref<starttls_job>>;
+          s->ok = true;
+        } catch (...) {
+          // Out of memory: s->ok stays false.
+        }
+      },
+      &a);
+  if (!a.ok) return raise_no_memory(L);
+  auto* ref = static_cast<job_ref<starttls_job>*>(hd->p);
+  return recv_core(L, h, conch::detail::get_core(ref->j->result), elem::socket, &k_job<starttls_job>);
+}
+
+namespace {
 
 // conch.resolve(host) -> {"addr", ...} | nil, err, code
 int l_resolve(lua_State* L) {

@@ -235,7 +235,7 @@ int udp_join(lua_State* L) {
 
 const luaL_Reg sock_methods[] = {
     {"close", sock_close}, {"peer", sock_peer}, {"address", sock_address}, {"status", sock_status},
-    {"done", sock_done},
+    {"done", sock_done}, {"starttls", sock_starttls},
     {nullptr, nullptr},
 };
 const luaL_Reg srv_methods[] = {{"close", srv_close}, {"address", srv_address}, {nullptr, nullptr}};
@@ -309,6 +309,8 @@ void push_udp(lua_State* L, const net::udp_socket& u) {
 }
 
 // ---- sockets and datagrams as values (used by lua/convert.cpp) ----
+
+const net::socket* check_socket(lua_State* L, int idx) { return &check_object<sock_ud>(L, idx, "conch.socket")->obj; }
 
 void push_socket(lua_State* L, const net::socket& s) {
   if (push_cached(L, &obj_cache_key, object_id(s.in))) return;

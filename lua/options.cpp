@@ -2,7 +2,7 @@
 // Strict option tables: every key is one the function takes, every value has the type it needs.
 //
 // Each option-taking function of the module (conch.chan, select, listen,
-// connect, udp) checks its table here before it reads any option, so an
+// connect, udp, nats) checks its table here before it reads any option, so an
 // unknown or misplaced key, a wrong type or an extra argument is an error
 // naming the function and the key, never silently ignored (API.md §6).
 //
@@ -13,6 +13,7 @@
 // Lock order: no lock is held here.
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "lua/bridge.hpp"
 
@@ -111,6 +112,60 @@ bool opt_integer(lua_State* L, int idx, const char* fn, const char* key, lua_Int
   lua_pop(L, 1);
   *out = v;
   return true;
+}
+
+// Reads opts.tls (true, or {cert=, key=, ca=, verify=, server_name=}; every
+// other key is an error naming it) from the options table at idx, if any.
+void check_tls(lua_State* L, int idx, lua_tls& t) {
+  if (lua_isnoneornil(L, idx) || !lua_istable(L, idx)) return;
+  int type = lua_getfield(L, idx, "tls");
+  if (type == LUA_TBOOLEAN) {
+    t.set = lua_toboolean(L, -1) != 0;  // tls=true: a client with the defaults
+  } else if (type == LUA_TTABLE) {
+    t.set = true;
+    int tt = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, tt) != 0) {
+      const char* k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : nullptr;
+      std::string_view key = k != nullptr ? k : "";
+      const char** field = key == "cert"          ? &t.cert
+                           : key == "key"         ? &t.key
+                           : key == "ca"          ? &t.ca
+                           : key == "server_name" ? &t.server_name
+                                                  : nullptr;
+      if (field != nullptr) {
+        std::size_t n = 0;
+        const char* v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : nullptr;
+        if (v == nullptr || std::strlen(v) != n) luaL_error(L, "conch: tls.%s must be a string", k);
+        *field = v;  // the string stays referenced by the option table
+      } else if (key == "verify") {
+        if (!lua_isboolean(L, -1)) luaL_error(L, "conch: tls.verify must be a boolean");
+        t.verify = lua_toboolean(L, -1) != 0;
+      } else {
+        luaL_error(L, "conch: unknown tls option '%s' (cert, key, ca, verify, server_name)",
+                   k != nullptr ? k : luaL_typename(L, -2));
+      }
+      lua_pop(L, 1);
+    }
+  } else if (type != LUA_TNIL) {
+    luaL_error(L, "conch: tls must be true or a table {cert=, key=, ca=, verify=, server_name=}");
+  }
+  lua_pop(L, 1);
+}
+
+bool apply_tls(const lua_tls& t, std::optional<conch::net::tls_options>& out) noexcept {
+  if (!t.set) return true;
+  try {
+    conch::net::tls_options& x = out.emplace();
+    if (t.cert != nullptr) x.cert_file = t.cert;
+    if (t.key != nullptr) x.key_file = t.key;
+    if (t.ca != nullptr) x.ca_file = t.ca;
+    if (t.server_name != nullptr) x.server_name = t.server_name;
+    x.verify = t.verify;
+    return true;
+  } catch (...) {
+    return false;
+  }
 }
 
 }  // namespace conch::lua::detail

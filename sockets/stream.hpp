@@ -66,6 +66,12 @@ class stream_conn final : public endpoint, public std::enable_shared_from_this<s
   void start();
   /// Gives up on a connection that never started (failed connect).
   void abandon() noexcept;
+  /// start_tls's checks (home loop thread): the frames cut as raw chunks,
+  /// and received bytes not yet taken from `in` (in `in` or pending_).
+  bool raw() const noexcept { return raw_; }
+  bool unread() const noexcept { return !pending_.empty() || in_.size() > 0; }
+  bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
+  loop* home() const noexcept { return r_->home(); }
 
   // ---- any thread ----
   void close() noexcept;

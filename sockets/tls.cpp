@@ -26,6 +26,12 @@
 //    stops reading the socket.
 //  - done_ closes after both coroutines ended and the transport is done; a
 //    frame destroyed at runtime teardown closes every session channel.
+//  - start_tls (net::start_tls) checks "raw framing, nothing unread, not
+//    closed" and starts the session in one step on the transport's home
+//    loop (begin_upgrade; posted there when awaited elsewhere): receive
+//    completions run on that thread too, so no byte slips between the check
+//    and the session taking the transport's `in`. Frames still queued on the
+//    transport's `out` go before the ClientHello (`out` is FIFO).
 // Lock order: mu_ is a leaf (channels are closed after releasing it).
 #include "sockets/tls.hpp"
 
@@ -39,6 +45,9 @@
 #include <string>
 #include <vector>
 
+#include "conch/chan/go.hpp"
+#include "conch/chan/select.hpp"
+#include "conch/core/status.hpp"
 #include "sockets/address_util.hpp"
 #include "sockets/frame_codec.hpp"
 #include "sockets/reactor.hpp"
@@ -492,6 +501,35 @@ std::shared_ptr<tls_conn> start_tls(std::shared_ptr<stream_conn> c, const option
   return t;
 }
 
+namespace {
+
+// What start_tls's step on the home loop hands back to the awaiting task.
+struct upgrade_result {
+  absl::Status st;
+  std::shared_ptr<tls_conn> t;
+};
+
+// start_tls's checks and the session's start, on c's home loop (there only
+// can pending_ be read and a consistent "nothing unread" be seen: every
+// receive completion is handled on that thread too).
+upgrade_result begin_upgrade(std::shared_ptr<stream_conn> c, const options& o, bool server) {
+  const std::string who = "start_tls with " + c->peer().to_string();
+  if (c->closing()) return {absl::FailedPreconditionError(who + ": the socket is closed"), nullptr};
+  if (!c->raw())
+    return {absl::FailedPreconditionError(who + ": the plain socket must use framing::raw() (its bytes "
+                                          "become ciphertext; opts.frame frames the TLS socket)"),
+            nullptr};
+  if (c->unread())
+    return {absl::FailedPreconditionError(who + ": bytes received in plain text are still unread on `in`"),
+            nullptr};
+  // The peer's IP address for the name check when no server_name is set.
+  std::string host = c->peer().to_string();
+  std::shared_ptr<tls_conn> t = start_tls(std::move(c), o, server, host);
+  return {absl::OkStatus(), std::move(t)};
+}
+
+}  // namespace
+
 socket accepted_socket(std::shared_ptr<stream_conn> c, const options& o) {
   if (!o.tls) return socket(std::move(c));
   return socket(start_tls(std::move(c), o, true, {}));
@@ -514,5 +552,53 @@ void tls_close(tls_conn& t) { t.close(); }
 namespace conch::net {
 
 socket::socket(std::shared_ptr<detail::tls_conn> t) : in(t->in_), out(t->out_), t_(std::move(t)) {}
+
+task<absl::StatusOr<socket>> start_tls(socket plain, options opts, tls_role role) {
+  const bool server = role == tls_role::server;
+  if (!opts.tls) co_return absl::InvalidArgumentError("start_tls: options::tls is not set");
+  if (plain.t_) co_return absl::FailedPreconditionError("start_tls: the socket already speaks TLS");
+  std::shared_ptr<detail::stream_conn> c = plain.c_;
+  const std::string peer = c->peer().to_string();
+  CONCH_CO_RETURN_IF_ERROR(detail::check_options(opts, "start_tls"));
+  CONCH_CO_RETURN_IF_ERROR(detail::load_tls(opts, server, "start_tls with " + peer));
+  detail::upgrade_result up;
+  detail::loop* home = c->home();
+  if (conch::detail::current_loop() == home) {
+    up = detail::begin_upgrade(std::move(c), opts, server);
+  } else {
+    // Another thread: run the step on the socket's loop and wait for it.
+    auto result = std::make_shared<detail::upgrade_result>();
+    chan<unit> ready;
+    detail::post(home, [c = std::move(c), opts, server, result, ready]() mutable {
+      *result = detail::begin_upgrade(std::move(c), opts, server);
+      ready.close();  // the channel's lock orders *result before the waiter's read
+    });
+    co_await ready.recv();
+    up = std::move(*result);
+  }
+  if (!up.st.ok()) co_return up.st;
+  std::shared_ptr<detail::tls_conn> t = std::move(up.t);
+  chan<unit> handshaken = detail::tls_handshaken(*t);
+  if (opts.connect_timeout.count() > 0) {
+    chan<unit> limit = timeout(opts.connect_timeout);
+    auto r = co_await select(recv(handshaken), recv(limit));
+    if (r.index() == 1) {
+      // No answer in time: end the session and its connection (its reader
+      // then ends the handshake and the coroutines finish by themselves).
+      detail::tls_close(*t);
+      co_return absl::DeadlineExceededError("start_tls with " + peer + ": no TLS handshake within " +
+                                            std::to_string(opts.connect_timeout.count()) + " ms");
+    }
+  } else {
+    co_await handshaken.recv();
+  }
+  absl::Status hs = detail::tls_handshake_status(*t);
+  if (!hs.ok()) {
+    if (plain.status().code() == absl::StatusCode::kCancelled)
+      co_return absl::CancelledError("start_tls with " + peer + ": the socket was closed during the handshake");
+    co_return hs;
+  }
+  co_return socket(std::move(t));
+}
 
 }  // namespace conch::net

@@ -72,8 +72,10 @@ constexpr std::uint64_t inbox_sid = 1;
 /// One server of the URL list, with the credentials its URL carried.
 struct server_url {
   std::string address;  // host:port for net::connect
+  std::string host;     // the host alone (no brackets): TLS's name check
   std::string user, password, token;
   std::string text;     // as given, for messages
+  bool tls = false;     // tls:// (TLS even if the server does not require it)
 };
 
 // Parses "nats://user:pass@host:port,host2" into servers.
@@ -84,9 +86,9 @@ absl::StatusOr<std::vector<server_url>> parse_urls(std::string_view text) {
     if (part.empty()) continue;
     server_url u;
     u.text = std::string(part);
-    if (absl::ConsumePrefix(&part, "tls://"))
-      return absl::UnimplementedError(absl::StrCat("nats: TLS is not supported yet: ", u.text));
-    if (!absl::ConsumePrefix(&part, "nats://")) {
+    if (absl::ConsumePrefix(&part, "tls://")) {
+      u.tls = true;
+    } else if (!absl::ConsumePrefix(&part, "nats://")) {
       if (part.find("://") != absl::string_view::npos)
         return absl::InvalidArgumentError(absl::StrCat("nats: unknown URL scheme: ", u.text));
     }
@@ -113,11 +115,14 @@ absl::StatusOr<std::vector<server_url>> parse_urls(std::string_view text) {
       if (!absl::SimpleAtoi(part.substr(colon + 1), &port) || port <= 0 || port > 65535)
         return absl::InvalidArgumentError(absl::StrCat("nats: bad port in URL: ", u.text));
       u.address = std::string(part);
+      u.host = std::string(part.substr(0, colon));
     } else if (part.front() == '[' || part.find(':') == absl::string_view::npos) {
       u.address = absl::StrCat(part, ":4222");
     } else {
       u.address = absl::StrCat("[", part, "]:4222");  // a bare IPv6 address
     }
+    if (u.host.empty()) u.host = std::string(part);
+    if (u.host.size() > 1 && u.host.front() == '[' && u.host.back() == ']') u.host = u.host.substr(1, u.host.size() - 2);
     out.push_back(std::move(u));
   }
   if (out.empty()) return absl::InvalidArgumentError("nats: no server URL given");
@@ -167,6 +172,7 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     const auto deadline = std::chrono::steady_clock::now() + opts_.connect_timeout;
     std::optional<server_info> info;
     bool sent_connect = false;
+    bool tls = false;  // the socket speaks TLS now
     for (;;) {
       std::size_t i = 0;
       for (; i < ops.size(); ++i) {
@@ -193,12 +199,22 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
           co_return absl::UnavailableError(absl::StrCat("nats: ", u.text, " sent no INFO first"));
         }
         if (info && !sent_connect) {
-          if (info->tls_required) {
+          // TLS as the official clients do it: after the plain INFO, when
+          // the server requires it or the client asks (tls://, options::tls).
+          const bool want_tls = u.tls || opts_.tls.has_value();
+          if (want_tls && !info->tls_required && !info->tls_available) {
             sock.close();
-            co_return absl::UnimplementedError(
-                absl::StrCat("nats: ", u.text, " requires TLS, which this client does not support yet"));
+            co_return absl::FailedPreconditionError(
+                absl::StrCat("nats: ", u.text, " does not offer TLS, which the client asked for (",
+                             u.tls ? "tls:// URL" : "options::tls", ")"));
           }
-          std::string hello = connect_json(u, *info);
+          if (want_tls || info->tls_required) {
+            auto upgraded = co_await upgrade(sock, u, deadline);
+            if (!upgraded.ok()) co_return upgraded.status();
+            sock = *upgraded;
+            tls = true;
+          }
+          std::string hello = connect_json(u, *info, tls);
           hello += "PING\r\n";
           sent_connect = true;
           if (!co_await sock.out.send(std::move(hello))) break;
@@ -229,6 +245,25 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
         absl::StrCat("nats: ", u.text, " did not complete the handshake within ", opts_.connect_timeout.count(), " ms"));
   }
 
+  // Starts TLS on `plain` (the server's INFO read, nothing else pending), as
+  // a client of u's host, within what is left of the handshake's time.
+  task<absl::StatusOr<net::socket>> upgrade(net::socket plain, const server_url& u,
+                                            std::chrono::steady_clock::time_point deadline) {
+    net::options o;
+    o.out_capacity = 1024;
+    o.tls = opts_.tls.value_or(net::tls_options{});
+    // The certificate must name the URL's host unless the caller chose a name.
+    if (o.tls->server_name.empty()) o.tls->server_name = u.host;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    o.connect_timeout = std::max(left, std::chrono::milliseconds(1));
+    auto t = co_await net::start_tls(plain, o);
+    if (!t.ok()) {
+      plain.close();
+      co_return absl::Status(t.status().code(), absl::StrCat("nats: ", u.text, ": ", t.status().message()));
+    }
+    co_return *t;
+  }
+
   static absl::StatusOr<server_info> parse_info(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.data(), json.size());
@@ -249,18 +284,21 @@ class conn_impl : public std::enable_shared_from_this<conn_impl> {
     boolean("headers", i.headers);
     boolean("auth_required", i.auth_required);
     boolean("tls_required", i.tls_required);
+    boolean("tls_available", i.tls_available);
     auto mp = d.FindMember("max_payload");
     if (mp != d.MemberEnd() && mp->value.IsUint64() && mp->value.GetUint64() > 0)
       i.max_payload = static_cast<std::size_t>(std::min<std::uint64_t>(mp->value.GetUint64(), 1u << 30));
     return i;
   }
 
-  std::string connect_json(const server_url& u, const server_info& info) const {
+  std::string connect_json(const server_url& u, const server_info& info, bool tls) const {
     std::string j = "CONNECT {\"verbose\":";
     j += opts_.verbose ? "true" : "false";
     j += ",\"pedantic\":";
     j += opts_.pedantic ? "true" : "false";
-    j += ",\"tls_required\":false,\"lang\":\"c++/conch\",\"version\":\"0.1\",\"protocol\":1,\"echo\":";
+    j += ",\"tls_required\":";
+    j += tls ? "true" : "false";
+    j += ",\"lang\":\"c++/conch\",\"version\":\"0.1\",\"protocol\":1,\"echo\":";
     j += opts_.echo ? "true" : "false";
     const bool hdrs = opts_.headers && info.headers;
     j += ",\"headers\":";

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/sockets/net_test_support.hpp"
+#include "tests/support/test_cert.hpp"
 
 namespace net = conch::net;
 using namespace conch::net::test;
@@ -41,27 +42,9 @@ std::string run_capture(const std::string& cmd, int* rc = nullptr) {
 }
 
 // A throwaway self-signed certificate (its own CA) for localhost and 127.0.0.1.
-struct cert {
-  std::string crt, key;
-};
-
-std::string temp_dir() {
-  static std::string dir = [] {
-    std::string d = "/tmp/conch-tls-" + std::to_string(::getpid());
-    std::system(("rm -rf " + d + " && mkdir -p " + d).c_str());
-    return d;
-  }();
-  return dir;
-}
-
-cert make_cert(const std::string& name) {
-  cert c{temp_dir() + "/" + name + ".crt", temp_dir() + "/" + name + ".key"};
-  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-                    " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
-                    " -keyout " + c.key + " -out " + c.crt + " >/dev/null 2>&1";
-  REQUIRE(std::system(cmd.c_str()) == 0);
-  return c;
-}
+using cert = conch::test::test_cert;
+cert make_cert(const std::string& name) { return conch::test::make_test_cert(name); }
+std::string temp_dir() { return conch::test::test_cert_dir(); }
 
 void require_openssl() {
   if (!have("openssl")) conch::test::skip("the openssl command is not installed (apt-get install openssl)");
@@ -404,4 +387,216 @@ TEST_CASE("server::serve hands TLS connections to the runtime's threads", "[sock
     srv->close();
     co_await served.recv();
   }(serve_cert), {.threads = 2});
+}
+
+// ---- start_tls: upgrading a connected plain socket ----
+
+namespace {
+
+// The client half of a toy STARTTLS protocol: "STARTTLS" in plain text, wait
+// for "GO", then upgrade (client role) and exchange lines.
+task<absl::StatusOr<net::socket>> starttls_client(std::string addr, std::string ca) {
+  auto plain = co_await net::connect(addr);  // raw framing: the bytes become ciphertext
+  if (!plain.ok()) co_return plain.status();
+  co_await plain->out.send(std::string("STARTTLS\n"));
+  std::string got;
+  while (got.size() < 3) {
+    auto chunk = co_await recv_within(plain->in, 10s);
+    if (!chunk.has_value() || !chunk->has_value()) co_return absl::UnavailableError("no GO");
+    got += **chunk;
+  }
+  if (got != "GO\n") co_return absl::UnavailableError("expected GO, got " + got);
+  co_return co_await net::start_tls(*plain, client_opts(ca, net::framing::lines()));
+}
+
+}  // namespace
+
+TEST_CASE("start_tls upgrades a plain connection on both sides, what was queued going first in plain text",
+          "[sockets][tls][starttls]") {
+  require_openssl();
+  cert tls_cert = make_cert("starttls");
+  conch::run([](cert c) -> task<void> {
+    auto srv = net::listen("127.0.0.1:0");
+    REQUIRE(srv.ok());
+    const std::string addr = srv->local().to_string();
+    auto client = conch::go(starttls_client(addr, c.crt));
+    auto accepted = co_await recv_within(srv->connections);
+    REQUIRE(accepted.has_value());
+    REQUIRE(accepted->has_value());
+    net::socket plain = **accepted;
+    std::string hello;
+    while (hello.size() < 9) {
+      auto chunk = co_await recv_within(plain.in, 10s);
+      REQUIRE(chunk.has_value());
+      REQUIRE(chunk->has_value());
+      hello += **chunk;
+    }
+    CHECK(hello == "STARTTLS\n");
+    // "GO" is still queued (not yet written) when the server role starts: it must reach the client first.
+    co_await plain.out.send(std::string("GO\n"));
+    auto server_side = co_await net::start_tls(plain, server_opts(c, net::framing::lines()), net::tls_role::server);
+    REQUIRE(server_side.ok());
+    auto client_side = co_await recv_within(client, 10s);
+    REQUIRE(client_side.has_value());
+    REQUIRE(client_side->has_value());
+    REQUIRE((*client_side)->ok());
+    net::socket cs = ***client_side;
+    net::socket ss = *server_side;
+    co_await cs.out.send(std::string("ping over tls"));
+    auto at_server = co_await recv_within(ss.in);
+    REQUIRE(at_server.has_value());
+    CHECK(at_server->value_or("<closed>") == "ping over tls");
+    const std::string big = big_payload(300000);  // several records, one line
+    co_await ss.out.send(big);
+    auto at_client = co_await recv_within(cs.in, 10s);
+    REQUIRE(at_client.has_value());
+    CHECK(at_client->value_or("<closed>") == big);
+    // Closing the TLS socket ends the connection cleanly (close_notify, then EOF on the other side).
+    cs.out.close();
+    auto end = co_await recv_within(ss.in);
+    REQUIRE(end.has_value());
+    CHECK(!end->has_value());
+    CHECK(ss.status().ok());
+    ss.out.close();
+    co_await recv_within(cs.done(), 10s);
+    srv->close();
+  }(tls_cert), {.threads = 1});
+}
+
+TEST_CASE("start_tls against openssl s_server, awaited on another loop than the socket's", "[sockets][tls][starttls][interop]") {
+  require_openssl();
+  cert tls_cert = make_cert("starttls-peer");
+  conch::run([](cert c) -> task<void> {
+    int port = free_port();
+    std::string cmd = "openssl s_server -quiet -rev -naccept 1 -accept 127.0.0.1:" + std::to_string(port) +
+                      " -cert " + c.crt + " -key " + c.key + " >/dev/null 2>&1";
+    auto server_done = conch::thread([cmd] { return run_capture(cmd); });
+    net::options plain_opts;  // raw, no TLS yet
+    auto plain = co_await connect_retry("127.0.0.1:" + std::to_string(port), plain_opts);
+    REQUIRE(plain.ok());
+    // Upgrade from a go block on the other loop: the session still runs on the socket's loop.
+    auto upgrade = [](net::socket p, std::string ca) -> task<absl::StatusOr<net::socket>> {
+      co_return co_await net::start_tls(p, client_opts(ca, net::framing::lines()));
+    };
+    auto t = co_await recv_within(conch::go_on(conch::placement::loop(1), upgrade, *plain, c.crt), 10s);
+    REQUIRE(t.has_value());
+    REQUIRE(t->has_value());
+    REQUIRE((*t)->ok());
+    net::socket s = ***t;
+    co_await s.out.send(std::string("hello starttls"));
+    auto r = co_await recv_within(s.in, 10s);
+    REQUIRE(r.has_value());
+    CHECK(r->value_or("<closed>") == "slttrats olleh");
+    // A TLS socket cannot be upgraded again.
+    auto again = co_await net::start_tls(s, client_opts(c.crt, net::framing::lines()));
+    CHECK(again.status().code() == absl::StatusCode::kFailedPrecondition);
+    s.close();
+    co_await server_done.recv();
+  }(tls_cert), {.threads = 2});
+}
+
+TEST_CASE("start_tls failures: untrusted certificate, no answer, closed meanwhile, unread bytes, wrong framing",
+          "[sockets][tls][starttls][errors]") {
+  require_openssl();
+  cert good_cert = make_cert("st-good");
+  cert other_cert = make_cert("st-other");
+  conch::run([](cert good, cert other) -> task<void> {
+    // An untrusted certificate: kUnavailable naming the peer and OpenSSL's reason.
+    {
+      int port = free_port();
+      std::string cmd = "openssl s_server -quiet -naccept 1 -accept 127.0.0.1:" + std::to_string(port) +
+                        " -cert " + good.crt + " -key " + good.key + " >/dev/null 2>&1";
+      auto server_done = conch::thread([cmd] { return run_capture(cmd); });
+      const std::string addr = "127.0.0.1:" + std::to_string(port);
+      net::options plain_opts;
+      auto plain = co_await connect_retry(addr, plain_opts);
+      REQUIRE(plain.ok());
+      auto t = co_await net::start_tls(*plain, client_opts(other.crt, net::framing::raw()));
+      REQUIRE(!t.ok());
+      CHECK(t.status().code() == absl::StatusCode::kUnavailable);
+      CHECK(t.status().message().find("TLS handshake with " + addr + " failed") != std::string_view::npos);
+      CHECK(t.status().message().find("certificate verify failed") != std::string_view::npos);
+      co_await recv_within(plain->done(), 10s);  // the connection is over
+      co_await server_done.recv();
+    }
+    auto srv = net::listen("127.0.0.1:0");  // plain: accepts, then never speaks TLS
+    REQUIRE(srv.ok());
+    const std::string addr = srv->local().to_string();
+    // A peer that never answers the handshake: connect_timeout bounds it.
+    {
+      auto plain = co_await net::connect(addr);
+      REQUIRE(plain.ok());
+      auto peer = co_await recv_within(srv->connections);
+      REQUIRE(peer.has_value());
+      REQUIRE(peer->has_value());
+      net::options o = client_opts(good.crt, net::framing::raw());
+      o.connect_timeout = 300ms;
+      auto t = co_await net::start_tls(*plain, o);
+      REQUIRE(!t.ok());
+      CHECK(t.status().code() == absl::StatusCode::kDeadlineExceeded);
+      CHECK(t.status().message().find(addr) != std::string_view::npos);
+      auto gone = co_await recv_within((*peer)->in, 10s);  // the peer sees the ClientHello, then the end
+      while (gone.has_value() && gone->has_value()) gone = co_await recv_within((*peer)->in, 10s);
+      CHECK(gone.has_value());
+      co_await recv_within(plain->done(), 10s);
+    }
+    // Closed from elsewhere during the handshake: kCancelled. The peer closes
+    // the client's socket once the ClientHello has reached it.
+    {
+      auto plain = co_await net::connect(addr);
+      REQUIRE(plain.ok());
+      auto peer = co_await recv_within(srv->connections);
+      REQUIRE(peer.has_value());
+      REQUIRE(peer->has_value());
+      auto closer = [](net::socket at_server, net::socket client) -> task<bool> {
+        auto hello = co_await recv_within(at_server.in, 10s);
+        client.close();
+        co_return hello.has_value() && hello->has_value();
+      };
+      auto closed = conch::go(closer, **peer, *plain);
+      auto t = co_await net::start_tls(*plain, client_opts(good.crt, net::framing::raw()));
+      REQUIRE(!t.ok());
+      CHECK(t.status().code() == absl::StatusCode::kCancelled);
+      std::optional<bool> saw_hello = co_await closed.recv();
+      CHECK(saw_hello == std::optional<bool>(true));
+    }
+    // Plain bytes not yet read: refused, and the plain socket keeps working.
+    {
+      auto plain = co_await net::connect(addr);
+      REQUIRE(plain.ok());
+      auto peer = co_await recv_within(srv->connections);
+      REQUIRE(peer.has_value());
+      REQUIRE(peer->has_value());
+      co_await (*peer)->out.send(std::string("early"));
+      // Wait until the bytes are on our side, unread.
+      const bool arrived = co_await conch::test::eventually([&]() { return plain->in.size() > 0; });
+      REQUIRE(arrived);
+      auto t = co_await net::start_tls(*plain, client_opts(good.crt, net::framing::raw()));
+      REQUIRE(!t.ok());
+      CHECK(t.status().code() == absl::StatusCode::kFailedPrecondition);
+      CHECK(t.status().message().find("unread") != std::string_view::npos);
+      auto early = co_await recv_within(plain->in);
+      REQUIRE(early.has_value());
+      CHECK(early->value_or("<closed>") == "early");
+      co_await plain->out.send(std::string("still plain"));
+      auto echoed = co_await recv_within((*peer)->in);
+      REQUIRE(echoed.has_value());
+      CHECK(echoed->value_or("<closed>") == "still plain");
+      plain->close();
+    }
+    // A framed plain socket, and options without tls.
+    {
+      net::options lines_opts{.frame = net::framing::lines()};  // named: GCC 12 and braced temporaries
+      auto lines = co_await net::connect(addr, lines_opts);
+      REQUIRE(lines.ok());
+      auto t = co_await net::start_tls(*lines, client_opts(good.crt, net::framing::raw()));
+      CHECK(t.status().code() == absl::StatusCode::kFailedPrecondition);
+      CHECK(t.status().message().find("framing::raw()") != std::string_view::npos);
+      net::options none;
+      auto u = co_await net::start_tls(*lines, none);
+      CHECK(u.status().code() == absl::StatusCode::kInvalidArgument);
+      lines->close();
+    }
+    srv->close();
+  }(good_cert, other_cert), {.threads = 1});
 }

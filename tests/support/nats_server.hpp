@@ -5,6 +5,9 @@
 //   auto nc = co_await conch::nats::connect(srv.url());
 //   srv.kill(); srv.start();                 // same port: clients reconnect
 //   srv.pause(); srv.resume();               // SIGSTOP/SIGCONT: a stalled server
+//
+//   auto conf = conch::test::nats_config_file("tls", "tls { cert_file: \"s.crt\", key_file: \"s.key\" }");
+//   conch::test::nats_server tls_srv({"-c", conf});   // a server with a config file
 #pragma once
 
 #include <arpa/inet.h>
@@ -18,6 +21,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -51,6 +55,22 @@ inline std::string nats_server_binary() {
     if (!d.empty() && ::access(f.c_str(), X_OK) == 0) return f;
   }
   return "";
+}
+
+/// Writes a nats-server configuration file `name`.conf (the text as given)
+/// into a fresh per-process directory under /tmp; returns its path. The
+/// server's -a/-p arguments still choose the address.
+inline std::string nats_config_file(const std::string& name, const std::string& text) {
+  static const std::string dir = [] {
+    std::string d = "/tmp/conch-nats-conf-" + std::to_string(::getpid());
+    if (std::system(("rm -rf " + d + " && mkdir -p " + d).c_str()) != 0) throw std::runtime_error("cannot make " + d);
+    return d;
+  }();
+  const std::string path = dir + "/" + name + ".conf";
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0)
+    throw std::runtime_error("cannot write " + path);
+  return path;
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).

@@ -40,6 +40,9 @@ class listener;
 class tls_conn;
 }  // namespace detail
 
+/// Which side of the TLS handshake start_tls() plays.
+enum class tls_role : unsigned char { client, server };
+
 /// One stream connection (TCP or Unix). Copies share the connection.
 struct socket {
   /// Frames from the peer, cut by options::frame. Closes once the peer has
@@ -79,6 +82,7 @@ struct socket {
   explicit socket(std::shared_ptr<detail::tls_conn> t);
 
  private:
+  friend task<absl::StatusOr<socket>> start_tls(socket plain, options opts, tls_role role);
   std::shared_ptr<detail::stream_conn> c_;  // null for a TLS socket
   std::shared_ptr<detail::tls_conn> t_;     // null for a plain one
 };
@@ -140,5 +144,34 @@ absl::StatusOr<server> listen(std::string_view address, options opts = {});
 /// cancelled) and the next one is tried; if that was the last, the result is
 /// kDeadlineExceeded naming it. Must be awaited on a runtime thread.
 task<absl::StatusOr<socket>> connect(std::string_view address, options opts = {});
+
+/// Starts TLS on the connected plain socket `plain` (STARTTLS: protocols
+/// such as NATS or SMTP begin in plain text, then upgrade) and returns the
+/// TLS socket once the handshake is done; its `in`/`out` carry plaintext.
+///
+///   conch::net::options o;                       // framing of the plaintext
+///   o.tls = conch::net::tls_options{.ca_file = "ca.pem", .server_name = "example.test"};
+///   auto t = co_await conch::net::start_tls(*plain, o);   // client role
+///
+/// `opts.tls` is required (kInvalidArgument otherwise; for the server role it
+/// needs cert_file and key_file); the frame, capacities and max_frame of
+/// `opts` apply to the TLS socket; `opts.connect_timeout` (if not 0) bounds
+/// the handshake. Client role: the name checked (and sent as SNI) is
+/// tls_options::server_name, else the peer's IP address.
+/// The contract around the switch:
+/// - `plain` must be a plain socket made with framing::raw() (its bytes are
+///   ciphertext from now on) and its `in` must hold nothing unread:
+///   otherwise kFailedPrecondition and `plain` is left as it was. (Bytes
+///   that came before the upgrade are the plain protocol's: read them first.)
+/// - Frames already queued on `plain.out` are sent, in plain text, before
+///   the handshake's first record (a STARTTLS server's "go ahead").
+/// - Afterwards `plain`'s `in` and `out` belong to the TLS session: use only
+///   the returned socket (closing either closes the connection).
+/// - A failed handshake is kUnavailable naming the peer and OpenSSL's reason;
+///   no answer within connect_timeout is kDeadlineExceeded; `plain.close()`
+///   from elsewhere during the handshake is kCancelled. In each case the
+///   connection is closed.
+/// Awaitable on any thread: the session runs on `plain`'s home loop.
+task<absl::StatusOr<socket>> start_tls(socket plain, options opts, tls_role role = tls_role::client);
 
 }  // namespace conch::net

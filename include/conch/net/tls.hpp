@@ -18,6 +18,11 @@
 // socket is handed out at once and handshakes as it is read: a failed
 // handshake ends it (`in` closes) with that status(). Closing `out` sends
 // what is queued, then TLS close_notify, then half-closes the socket.
+//
+// STARTTLS (a protocol that begins in plain text, as NATS does): connect or
+// accept a plain raw-framed socket, speak the plain part, then
+// `co_await conch::net::start_tls(plain, o)` (socket.hpp; tls_role::server
+// for the accepting side) returns the TLS socket once the handshake is done.
 #pragma once
 
 #include <memory>
