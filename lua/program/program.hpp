@@ -101,8 +101,8 @@ int run_server_mode(const command& cmd);
 /// workers stop (killed, or the connection lost for good); the exit status.
 int run_nats_worker_mode(const command& cmd);
 
-/// Applies --tls-cert/--tls-key to the listening options. Until the sockets
-/// layer has TLS this fails with kUnimplemented ("TLS not available").
+/// Applies --tls-cert/--tls-key to the listening options (nothing without
+/// --tls-cert); the files are read, and a bad one reported, by listen().
 absl::Status apply_tls(const command& cmd, net::options* opts);
 
 /// Reads a whole file; false if it cannot be opened.
