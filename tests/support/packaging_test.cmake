@@ -59,7 +59,8 @@ if(MODE STREQUAL "install")
 elseif(MODE STREQUAL "subdirectory")
   set(consumer_build ${WORK_DIR}/consumer)  # kept between runs: rebuilds are incremental
   run("configure consumer (add_subdirectory)" ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/support/consumer
-      -B ${consumer_build} -DCONCH_SOURCE_DIR=${SOURCE_DIR} ${consumer_args})
+      -B ${consumer_build} -DCONCH_SOURCE_DIR=${SOURCE_DIR} -DCONCH_CONSUMER_LINKS=conch::sockets
+      ${consumer_args})
 else()
   message(FATAL_ERROR "packaging_test.cmake: MODE must be install or subdirectory, not '${MODE}'")
 endif()
