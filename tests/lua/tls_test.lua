@@ -106,10 +106,17 @@ T.test("sock:starttls errors: untrusted certificate, unread bytes, a framed sock
     for s in srv.connections:iter() do peers:send(s) end
   end)
   -- The server side upgrades with its certificate; the client trusts another.
+  -- As in a real STARTTLS exchange the client starts only after the server's
+  -- "GO" (a ClientHello that arrived before the server's starttls would be
+  -- unread plain text there, refused); both sides bound their handshakes.
   local c = assert(conch.connect(srv:address()))
   local p = peers:recv()
-  conch.go(function() p:starttls({ server = true, tls = { cert = crt, key = key } }) end)
-  local t, err, code = c:starttls({ tls = { ca = other } })
+  conch.go(function()
+    p.output:send("GO\n")
+    p:starttls({ server = true, connect_timeout = 10000, tls = { cert = crt, key = key } })
+  end)
+  T.eq(c.input:recv(), "GO\n")
+  local t, err, code = c:starttls({ connect_timeout = 10000, tls = { ca = other } })
   T.eq(t, nil)
   T.eq(code, "UNAVAILABLE")
   T.ok(err:find("certificate verify failed", 1, true), err)
