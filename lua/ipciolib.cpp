@@ -37,6 +37,7 @@
 #include "conch/core/status.hpp"
 #include "conch/net/ipcio.hpp"
 #include "lua/bridge.hpp"
+#include "lua/loop_job.hpp"
 
 namespace conch::lua::detail {
 
@@ -168,6 +169,7 @@ struct ipcio_job {
   ipc::ipcio_options opts;
   conch::chan<value> result{1};  // closes empty on failure
   absl::Status status;           // written before result closes
+  static constexpr const char* what = "ipcio";
 };
 
 value strings_value(const std::vector<std::string>& v) {
@@ -265,31 +267,7 @@ conch::task<absl::StatusOr<value>> run(std::shared_ptr<ipcio_job> j) {
   }
 }
 
-// Runs the job and closes `result` on every path (an exception included: the
-// Lua side waits on it).
-conch::task<void> job_body(std::shared_ptr<ipcio_job> j) {
-  try {
-    absl::StatusOr<value> r = co_await run(j);
-    if (r.ok())
-      j->result.try_send(std::move(*r));
-    else
-      j->status = r.status();
-  } catch (const std::exception& e) {
-    j->status = absl::InternalError(std::string("ipcio: ") + e.what());
-  }
-  j->result.close();
-}
-
-struct job_ref {
-  std::shared_ptr<ipcio_job> j;
-};
-
 // ---- the arguments, as plain data (nothing here needs a destructor) ----
-
-struct text {
-  const char* p = nullptr;
-  std::size_t n = 0;
-};
 
 struct job_args {
   op kind;
@@ -303,13 +281,11 @@ struct job_args {
   bool ok = false;
 };
 
-std::string str(const text& t) { return t.p == nullptr ? std::string() : std::string(t.p, t.n); }
-
 // Builds the job from `a` and starts its go block (on the home loop).
 void start(void* p) noexcept {
   auto* a = static_cast<job_args*>(p);
   try {
-    auto ref = std::make_unique<job_ref>();
+    auto ref = std::make_unique<loop_job_ref<ipcio_job>>();
     ref->j = std::make_shared<ipcio_job>();
     ipcio_job& j = *ref->j;
     j.kind = a->kind;
@@ -326,9 +302,7 @@ void start(void* p) noexcept {
       j.opts.reply_timeout = std::chrono::milliseconds(a->timeout_ms);
       j.opts.reconnect_interval = std::chrono::milliseconds(a->reconnect_ms);
     }
-    conch::go(job_body(ref->j));
-    a->hd->p = ref.release();
-    a->hd->del = &delete_as<job_ref>;
+    start_loop_job<ipcio_job, run>(std::move(ref), a->hd);
     a->ok = true;
   } catch (...) {
     // Out of memory: a->ok stays false.
@@ -337,35 +311,10 @@ void start(void* p) noexcept {
 
 constexpr int kArgs = 8;  // the most arguments a function takes; the holder sits above them
 
-int k_result(lua_State* L, int, lua_KContext ctx) {
-  request* r = host_from(ctx)->op_request();
-  bool pushed = push_received(L, r, 0);
-  r->clear();
-  if (pushed) return 1;
-  // Closed empty: the job failed.
-  auto* hd = static_cast<holder*>(lua_touserdata(L, kArgs + 1));
-  absl::Status st = hd != nullptr && hd->p != nullptr ? static_cast<job_ref*>(hd->p)->j->status
-                                                       : absl::UnknownError("ipcio: the operation was abandoned");
-  if (st.ok()) st = absl::UnknownError("ipcio: the operation was abandoned");
-  return push_status(L, st);
-}
+// Starts the job described by `a` and waits for its result (the holder
+// above the kArgs arguments).
+int run_job(lua_State* L, job_args& a) { return run_loop_job<ipcio_job, kArgs + 1>(L, a, &start); }
 
-// Starts the job described by `a` and waits for its result.
-int run_job(lua_State* L, job_args& a) {
-  host* h = host_of(L);
-  lua_settop(L, kArgs);  // the arguments (their strings stay alive while we wait)
-  a.hd = push_holder(L);  // index kArgs + 1: keeps the job while we wait
-  h->call_on_loop(&start, &a);
-  if (!a.ok) return raise_no_memory(L);
-  auto* ref = static_cast<job_ref*>(a.hd->p);
-  return recv_core(L, h, conch::detail::get_core(ref->j->result), elem::value, &k_result);
-}
-
-text check_text(lua_State* L, int idx) {
-  text t;
-  t.p = luaL_checklstring(L, idx, &t.n);
-  return t;
-}
 std::int64_t check_int(lua_State* L, int idx, lua_Integer min, lua_Integer max) {
   const lua_Integer v = luaL_checkinteger(L, idx);
   luaL_argcheck(L, v >= min && v <= max, idx, "out of range");

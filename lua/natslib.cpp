@@ -27,6 +27,7 @@
 #include "conch/core/status.hpp"
 #include "conch/net/nats.hpp"
 #include "lua/bridge.hpp"
+#include "lua/loop_job.hpp"
 
 namespace conch::lua::detail {
 
@@ -65,6 +66,7 @@ struct nats_job {
   nats::subscribe_options sub_opts;
   conch::chan<value> result{1};  // closes empty on failure
   absl::Status status;           // written before result closes
+  static constexpr const char* what = "nats";
 };
 
 // A message as the table Lua sees: {subject=, data=, reply=, headers={name=value}, status=}.
@@ -156,31 +158,7 @@ conch::task<absl::StatusOr<value>> run(std::shared_ptr<nats_job> j) {
   }
 }
 
-// Runs the job and closes `result` on every path (an exception included: the
-// Lua side waits on it).
-conch::task<void> job_body(std::shared_ptr<nats_job> j) {
-  try {
-    absl::StatusOr<value> r = co_await run(j);
-    if (r.ok())
-      j->result.try_send(std::move(*r));
-    else
-      j->status = r.status();
-  } catch (const std::exception& e) {
-    j->status = absl::InternalError(std::string("nats: ") + e.what());
-  }
-  j->result.close();
-}
-
-struct job_ref {
-  std::shared_ptr<nats_job> j;
-};
-
 // ---- the arguments, as plain data (nothing here needs a destructor) ----
-
-struct text {
-  const char* p = nullptr;
-  std::size_t n = 0;
-};
 
 struct job_args {
   op kind;
@@ -202,13 +180,11 @@ struct job_args {
   bool ok = false;
 };
 
-std::string str(const text& t) { return t.p == nullptr ? std::string() : std::string(t.p, t.n); }
-
 // Builds the job from `a` and starts its go block (on the home loop).
 void start(void* p) noexcept {
   auto* a = static_cast<job_args*>(p);
   try {
-    auto ref = std::make_unique<job_ref>();
+    auto ref = std::make_unique<loop_job_ref<nats_job>>();
     ref->j = std::make_shared<nats_job>();
     nats_job& j = *ref->j;
     j.kind = a->kind;
@@ -236,44 +212,17 @@ void start(void* p) noexcept {
     j.sub_opts.queue = str(a->queue);
     j.sub_opts.capacity = static_cast<std::size_t>(a->capacity);
     j.sub_opts.when_full = a->backpressure ? nats::slow_consumer::backpressure : nats::slow_consumer::drop;
-    conch::go(job_body(ref->j));
-    a->hd->p = ref.release();
-    a->hd->del = &delete_as<job_ref>;
+    start_loop_job<nats_job, run>(std::move(ref), a->hd);
     a->ok = true;
   } catch (...) {
     // Out of memory: a->ok stays false.
   }
 }
 
-int k_result(lua_State* L, int, lua_KContext ctx) {
-  request* r = host_from(ctx)->op_request();
-  bool pushed = push_received(L, r, 0);
-  r->clear();
-  if (pushed) return 1;
-  // Closed empty: the job failed. The holder is at index 5 (run_job).
-  auto* hd = static_cast<holder*>(lua_touserdata(L, 5));
-  absl::Status st = hd != nullptr && hd->p != nullptr ? static_cast<job_ref*>(hd->p)->j->status
-                                                       : absl::UnknownError("nats: the operation was abandoned");
-  if (st.ok()) st = absl::UnknownError("nats: the operation was abandoned");
-  return push_status(L, st);
-}
+// Starts the job described by `a` and waits for its result (the holder at
+// index 5, above the arguments).
+int run_job(lua_State* L, job_args& a) { return run_loop_job<nats_job, 5>(L, a, &start); }
 
-// Starts the job described by `a` and waits for its result.
-int run_job(lua_State* L, job_args& a) {
-  host* h = host_of(L);
-  lua_settop(L, 4);       // the arguments (their strings stay alive while we wait)
-  a.hd = push_holder(L);  // index 5: keeps the job while we wait
-  h->call_on_loop(&start, &a);
-  if (!a.ok) return raise_no_memory(L);
-  auto* ref = static_cast<job_ref*>(a.hd->p);
-  return recv_core(L, h, conch::detail::get_core(ref->j->result), elem::value, &k_result);
-}
-
-text check_text(lua_State* L, int idx) {
-  text t;
-  t.p = luaL_checklstring(L, idx, &t.n);
-  return t;
-}
 text opt_text(lua_State* L, int idx) {
   text t;
   if (!lua_isnoneornil(L, idx)) t.p = luaL_checklstring(L, idx, &t.n);
